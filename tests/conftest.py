@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny random-weight checkpoints with the real interfaces, laid out as users lay out
+real ones (``$AVTOK_CHECKPOINTS/<hub repo name>/{encoder,decoder}.jit`` and ``dac/weights_44khz_8kbps_0.0.1.pth``).
+Nothing here downloads: HF_HUB_OFFLINE is forced on for the whole test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("AVTOK_LPIPS_BACKBONE", "")  # never pick up a developer's real backbone by accident
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint folder with all six tiny Cosmos stand-ins and a tiny DAC."""
+    from avtok_ui.settings import DAC_WEIGHTS_NAME
+    from avtok_ui.testing.tiny_cosmos import build_all_tiny_cosmos
+    from avtok_ui.testing.tiny_dac import build_tiny_dac
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    build_all_tiny_cosmos(root)
+    build_tiny_dac(root / "dac" / DAC_WEIGHTS_NAME)
+    return root
+
+
+@pytest.fixture()
+def checkpoints_env(tiny_checkpoints: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``AVTOK_CHECKPOINTS`` pointing at the tiny checkpoints for one test."""
+    monkeypatch.setenv("AVTOK_CHECKPOINTS", str(tiny_checkpoints))
+    return tiny_checkpoints
