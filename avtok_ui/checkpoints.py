@@ -1,0 +1,330 @@
+"""Locating model weights: Cosmos ``encoder.jit``/``decoder.jit`` folders and the DAC 44.1 kHz weights.
+
+Search order for a Cosmos setting (first complete folder wins):
+
+1. an explicit folder (``--checkpoints DIR``): the folder itself, or a parent holding ``<repo name>/``;
+2. ``$AVTOK_CHECKPOINTS/<repo name>/`` (e.g. ``$AVTOK_CHECKPOINTS/Cosmos-0.1-Tokenizer-DV8x16x16/``);
+3. the Hugging Face cache, for ``nvidia/Cosmos-0.1-Tokenizer-XX`` and the legacy ``nvidia/Cosmos-Tokenizer-XX``;
+4. a Hub download (``hf_hub_download``), unless ``allow_download=False`` or ``HF_HUB_OFFLINE`` is set.
+
+DAC: an explicit file (or a folder holding it), ``$AVTOK_CHECKPOINTS/dac/``, DAC's own cache
+``~/.cache/descript/dac/``, then ``dac.utils.download`` (skipped when offline).
+
+Every failure is a :class:`CheckpointError` whose message is one line: which files were looked for where,
+and how to provide them. Network errors become that error (no tracebacks, no long hangs:
+``HF_HUB_OFFLINE=1`` disables every download). This module knows nothing about tensors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import CheckpointError
+from .settings import DAC_WEIGHTS_NAME, VisualSetting
+
+__all__ = [
+    "COSMOS_FILES",
+    "ENV_CHECKPOINTS",
+    "resolve_cosmos",
+    "resolve_dac",
+    "missing_checkpoints",
+    "is_offline",
+    "download_command",
+]
+
+COSMOS_FILES: tuple[str, str] = ("encoder.jit", "decoder.jit")
+ENV_CHECKPOINTS = "AVTOK_CHECKPOINTS"
+DAC_SUBDIR = "dac"
+#: Where ``dac.utils.download`` fetches the 44.1 kHz 8 kbps weights from (checked for reachability first).
+DAC_URL = "https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.1/weights.pth"
+
+
+def is_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (read now, not at import) asks for no network access."""
+    value = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
+    if value in {"1", "ON", "YES", "TRUE"}:
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE) and value not in {"0", "OFF", "NO", "FALSE"}
+    except Exception:  # noqa: BLE001 -- huggingface_hub missing or changed: only the env var counts
+        return False
+
+
+def download_command(setting: VisualSetting) -> str:
+    """Shell command that puts the setting's files where :func:`resolve_cosmos` finds them."""
+    return (f"hf download {setting.hub_id} {' '.join(COSMOS_FILES)} "
+            f"--local-dir ${ENV_CHECKPOINTS}/{setting.repo_name}")
+
+
+def _env_root() -> Path | None:
+    value = os.environ.get(ENV_CHECKPOINTS, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / f).is_file() for f in COSMOS_FILES)
+
+
+def _describe(folder: Path) -> str:
+    """Why ``folder`` is not a usable checkpoint folder (short)."""
+    if not folder.exists():
+        return f"{folder} (does not exist)"
+    if not folder.is_dir():
+        return f"{folder} (not a folder)"
+    present = [f for f in COSMOS_FILES if (folder / f).is_file()]
+    if present:
+        missing = [f for f in COSMOS_FILES if f not in present]
+        return f"{folder} (has {', '.join(present)} but not {', '.join(missing)})"
+    return f"{folder} (no {' / '.join(COSMOS_FILES)})"
+
+
+def _candidates(setting: VisualSetting, root: Path) -> list[Path]:
+    """Folders under ``root`` that may hold the setting's files: root itself, ``root/<repo name>``, and the
+    legacy name ``root/Cosmos-Tokenizer-XX``."""
+    legacy = setting.legacy_hub_id.split("/", 1)[1]
+    return [root, root / setting.repo_name, root / legacy]
+
+
+def _hf_cache_dir() -> str | None:
+    """The HF hub cache as configured *now* (env read at call time), or None for the library default."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return os.environ[var]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    return None
+
+
+def _from_hf_cache(repo_id: str) -> Path | None:
+    """Snapshot folder holding both files for ``repo_id`` in the HF cache, or None (never touches the net)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found: list[Path] = []
+    for name in COSMOS_FILES:
+        try:
+            hit = try_to_load_from_cache(repo_id, name, cache_dir=_hf_cache_dir())
+        except Exception:  # noqa: BLE001 -- a malformed cache is just a miss
+            return None
+        if not isinstance(hit, str):  # None (unknown) or the "known not to exist" sentinel
+            return None
+        found.append(Path(hit))
+    if found[0].parent != found[1].parent:  # different snapshots: not a consistent pair
+        return None
+    return found[0].parent
+
+
+def _hf_cache_label() -> str:
+    cache = _hf_cache_dir()
+    if cache is None:
+        try:
+            from huggingface_hub import constants
+
+            cache = constants.HF_HUB_CACHE
+        except Exception:  # noqa: BLE001
+            cache = "~/.cache/huggingface/hub"
+    return str(cache)
+
+
+def _short(exc: BaseException) -> str:
+    """One short line from an exception (first non-empty line, bounded)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+#: Seconds the reachability check waits for a TCP connection to the Hub (or the proxy).
+CONNECT_TIMEOUT_S = 3.0
+
+
+def _hub_unreachable(timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """None when a TCP connection to the Hub endpoint (or the configured HTTPS proxy) opens within
+    ``timeout`` seconds, else a short reason. huggingface_hub itself retries a failing request for about
+    25 s (and logs every retry); this check makes "no network" a fast, quiet failure."""
+    return _unreachable(os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co", timeout)
+
+
+def _unreachable(endpoint: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """None when a TCP connection to ``endpoint``'s host (or the HTTPS proxy) opens in time, else why not."""
+    import socket
+    from urllib.parse import urlsplit
+
+    proxy = next((os.environ[v] for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+                  if os.environ.get(v, "").strip()), "")
+    url = urlsplit(proxy if "://" in proxy else f"http://{proxy}") if proxy else urlsplit(endpoint)
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return f"cannot reach {host}:{port} ({e.strerror or type(e).__name__})"
+
+
+def _download(setting: VisualSetting) -> tuple[Path | None, str]:
+    """Try the Hub. Returns ``(folder, "")`` or ``(None, reason)``; never raises."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        return None, "download unavailable (huggingface_hub is not installed)"
+    unreachable = _hub_unreachable()
+    if unreachable:
+        return None, f"download of {setting.hub_id} failed: {unreachable}"
+    paths: list[Path] = []
+    for name in COSMOS_FILES:
+        try:
+            paths.append(Path(hf_hub_download(setting.hub_id, name, cache_dir=_hf_cache_dir())))
+        except Exception as e:  # noqa: BLE001 -- network, auth, gated repo, disk: all become one line
+            hint = ""
+            kind = type(e).__name__
+            if "Gated" in kind or "401" in str(e) or "403" in str(e):
+                hint = " (accept the model licence on huggingface.co and run `hf auth login`)"
+            return None, f"download of {setting.hub_id}/{name} failed: {_short(e)}{hint}"
+    if paths[0].parent != paths[1].parent or not _complete(paths[0].parent):
+        return None, f"download of {setting.hub_id} gave an incomplete snapshot"
+    return paths[0].parent, ""
+
+
+def resolve_cosmos(
+    setting: VisualSetting,
+    checkpoint_dir: str | Path | None = None,
+    *,
+    allow_download: bool = True,
+) -> Path:
+    """Folder holding ``encoder.jit`` and ``decoder.jit`` for ``setting`` (search order: module docstring).
+
+    Raises :class:`CheckpointError` (one line) naming every place looked at and how to provide the files.
+    """
+    looked: list[str] = []
+    if checkpoint_dir is not None and str(checkpoint_dir).strip():
+        root = Path(checkpoint_dir).expanduser()
+        if root.is_file() and root.name in COSMOS_FILES:
+            root = root.parent
+        for folder in _candidates(setting, root):
+            if _complete(folder):
+                return folder
+        where = _describe(root) if not root.is_dir() else (
+            f"{_describe(root)} and {_describe(root / setting.repo_name)}")
+        looked.append(f"{where} (--checkpoints)")
+    env_root = _env_root()
+    if env_root is not None:
+        for folder in _candidates(setting, env_root)[1:]:
+            if _complete(folder):
+                return folder
+        looked.append(f"{_describe(env_root / setting.repo_name)} (${ENV_CHECKPOINTS})")
+    else:
+        looked.append(f"${ENV_CHECKPOINTS}/{setting.repo_name} (${ENV_CHECKPOINTS} is not set)")
+    for repo_id in (setting.hub_id, setting.legacy_hub_id):
+        folder = _from_hf_cache(repo_id)
+        if folder is not None and _complete(folder):
+            return folder
+    looked.append(f"the Hugging Face cache {_hf_cache_label()} ({setting.hub_id}, {setting.legacy_hub_id})")
+    if not allow_download:
+        looked.append("download not allowed")
+    elif is_offline():
+        looked.append("download skipped (HF_HUB_OFFLINE is set)")
+    else:
+        folder, reason = _download(setting)
+        if folder is not None:
+            return folder
+        looked.append(reason)
+    export = "" if env_root is not None else f"export {ENV_CHECKPOINTS}=$HOME/avtok-checkpoints; "
+    raise CheckpointError(
+        f"{setting.name} checkpoint not found: looked for {' and '.join(COSMOS_FILES)} in "
+        f"{'; '.join(looked)}. Get them with `{export}{download_command(setting)}` (older huggingface_hub: "
+        f"`huggingface-cli download {setting.hub_id} --local-dir ${ENV_CHECKPOINTS}/{setting.repo_name}`) "
+        f"and keep {ENV_CHECKPOINTS} set, or pass --checkpoints DIR with DIR/{setting.repo_name}/ in it"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# DAC
+# ----------------------------------------------------------------------------------------------------
+def _dac_cache_file() -> Path:
+    """DAC's own download location (``dac.utils.download``): ``~/.cache/descript/dac/<weights>``."""
+    return Path.home() / ".cache" / "descript" / "dac" / DAC_WEIGHTS_NAME
+
+
+def resolve_dac(path: str | Path | None = None, *, allow_download: bool = True) -> Path:
+    """The DAC 44.1 kHz 8 kbps weights file (``weights_44khz_8kbps_0.0.1.pth``).
+
+    Order: ``path`` (a file, a folder holding the weights file, or a checkpoint root holding
+    ``dac/<weights>``), ``$AVTOK_CHECKPOINTS/dac/``,
+    ``~/.cache/descript/dac/``, then ``dac.utils.download`` (when allowed and not ``HF_HUB_OFFLINE``).
+    Raises :class:`CheckpointError` (one line) otherwise.
+    """
+    looked: list[str] = []
+    if path is not None and str(path).strip():
+        p = Path(path).expanduser()
+        if p.is_file():
+            return p
+        for candidate in (p / DAC_WEIGHTS_NAME, p / DAC_SUBDIR / DAC_WEIGHTS_NAME):
+            if p.is_dir() and candidate.is_file():
+                return candidate
+        looked.append(f"{p} ({'no ' + DAC_WEIGHTS_NAME + ' in it' if p.is_dir() else 'does not exist'})")
+    env_root = _env_root()
+    if env_root is not None:
+        candidate = env_root / DAC_SUBDIR / DAC_WEIGHTS_NAME
+        if candidate.is_file():
+            return candidate
+        looked.append(f"{candidate} (${ENV_CHECKPOINTS})")
+    else:
+        looked.append(f"${ENV_CHECKPOINTS}/{DAC_SUBDIR}/{DAC_WEIGHTS_NAME} (${ENV_CHECKPOINTS} is not set)")
+    cache = _dac_cache_file()
+    if cache.is_file():
+        return cache
+    looked.append(f"{cache} (DAC's cache)")
+    if not allow_download:
+        looked.append("download not allowed")
+    elif is_offline():
+        looked.append("download skipped (HF_HUB_OFFLINE is set)")
+    else:
+        unreachable = _unreachable(DAC_URL)
+        try:
+            if unreachable:  # dac.utils.download uses requests without a timeout: don't let it hang
+                raise ConnectionError(unreachable)
+            import dac.utils
+
+            got = Path(dac.utils.download(model_type="44khz", model_bitrate="8kbps"))
+            if got.is_file():
+                return got
+            looked.append(f"download gave no file at {got}")
+        except Exception as e:  # noqa: BLE001 -- network/SSL/HTTP errors and DAC's asserts
+            looked.append(f"download failed: {_short(e)}")
+    raise CheckpointError(
+        f"DAC weights not found: looked for {DAC_WEIGHTS_NAME} in {'; '.join(looked)}. Get them with "
+        f"`python -m dac download` (saves to ~/.cache/descript/dac/), or put the file in "
+        f"${ENV_CHECKPOINTS}/{DAC_SUBDIR}/, or pass its path"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# overview for the app / `avtok settings`
+# ----------------------------------------------------------------------------------------------------
+def missing_checkpoints(
+    settings: Iterable[VisualSetting],
+    checkpoint_dir: str | Path | None = None,
+    *,
+    dac_weights: str | Path | None = None,
+    include_dac: bool = True,
+) -> dict[str, str]:
+    """What cannot be found locally (no download): ``{setting.name: reason}`` and, when ``include_dac``,
+    ``{"dac": reason}``. Each reason is one line. Settings that are found are absent from the result."""
+    missing: dict[str, str] = {}
+    for setting in settings:
+        try:
+            resolve_cosmos(setting, checkpoint_dir, allow_download=False)
+        except CheckpointError as e:
+            missing[setting.name] = str(e)
+    if include_dac:
+        try:
+            resolve_dac(dac_weights, allow_download=False)
+        except CheckpointError as e:
+            missing["dac"] = str(e)
+    return missing
