@@ -1,0 +1,386 @@
+"""Command-line faces of the engine: ``avtok`` (subcommands) and the seed-compatible ``tokenize_video``.
+
+Thin over :mod:`avtok_ui.pipeline`. Every user error prints one line ``error: ...`` on stderr and exits
+non-zero, with no traceback (set ``AVTOK_DEBUG=1`` to see one) and no partial outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import AvtokError, Cancelled
+from .settings import DAC_CODEBOOKS, DEFAULT_WINDOW, VisualSetting, all_names
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Progress:
+    """A tqdm bar per stage on stderr (silent when ``quiet``)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self._bar: Any = None
+        self._stage: str | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, stage: str, done: float, total: float) -> None:
+        if self.quiet or stage in ("probe", "done"):
+            return
+        from tqdm import tqdm
+
+        with self._lock:
+            if stage != self._stage:
+                self.close()
+                self._stage = stage
+                unit = "sample" if stage.startswith("audio") else ("window" if stage.startswith("visual") else "step")
+                self._bar = tqdm(total=total or None, desc=f"{stage:>13}", unit=unit, unit_scale=unit == "sample",
+                                 file=sys.stderr, leave=False, dynamic_ncols=True,
+                                 disable=None)  # None: no bars when stderr is not a terminal (logs, CI)
+            if total and self._bar.total != total:
+                self._bar.total = total
+            self._bar.n = done
+            self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, setting: bool = True) -> None:
+    if setting:
+        p.add_argument("--setting", "-s", default="DV8x16x16", metavar="NAME",
+                       help=f"Cosmos setting, one of {', '.join(all_names())} (default DV8x16x16)")
+        p.add_argument("--window", "-w", type=int, default=DEFAULT_WINDOW, metavar="FRAMES",
+                       help=f"temporal window in source frames, 1+tf*k (default {DEFAULT_WINDOW}; "
+                            "longer = fewer tokens, more memory)")
+        p.add_argument("--codebooks", type=int, default=DAC_CODEBOOKS, metavar="N",
+                       help="DAC codebooks 1-9 (default 9); 0 = no audio tokens")
+        p.add_argument("--no-audio", action="store_true", help="video tokens only (same as --codebooks 0)")
+        p.add_argument("--start", type=float, default=0.0, metavar="SEC", help="trim: start time in seconds")
+        p.add_argument("--duration", type=float, default=None, metavar="SEC", help="trim: duration in seconds")
+        p.add_argument("--max-side", type=int, default=None, metavar="PX",
+                       help="resolution cap: scale so the longest side is at most PX")
+        p.add_argument("--no-metrics", action="store_true", help="skip PSNR/SSIM/LPIPS and audio metrics")
+        p.add_argument("--lpips", choices=["vgg", "alex", "off"], default="vgg", help="LPIPS backbone (default vgg)")
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32", "fp16"],
+                   help="model dtype (default auto = the checkpoint's own; the published files are bf16-only)")
+    p.add_argument("--checkpoints", default=None, metavar="DIR",
+                   help="Cosmos checkpoint folder (or a parent of Cosmos-0.1-Tokenizer-*/); default $AVTOK_CHECKPOINTS")
+    p.add_argument("--dac-weights", default=None, metavar="PATH",
+                   help="DAC weights file (default $AVTOK_CHECKPOINTS/dac/weights_44khz_8kbps_0.0.1.pth)")
+    p.add_argument("--offline", action="store_true", help="never download weights")
+    p.add_argument("--crf", type=int, default=18, help="H.264 CRF of the reconstructions (default 18)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def _config(args: argparse.Namespace, setting: VisualSetting | None = None):
+    from .pipeline import RunConfig
+
+    codebooks = 0 if getattr(args, "no_audio", False) else args.codebooks
+    return RunConfig(
+        setting=setting or VisualSetting.parse(args.setting),
+        window=args.window, codebooks=codebooks, device=args.device, dtype=args.dtype,
+        checkpoint_dir=args.checkpoints, dac_weights=args.dac_weights,
+        allow_download=not args.offline and os.environ.get("HF_HUB_OFFLINE", "") in ("", "0"),
+        start_s=args.start, duration_s=args.duration, max_side=args.max_side,
+        metrics=not args.no_metrics, lpips=args.lpips, crf=args.crf,
+    )
+
+
+def _print_result(result, *, quiet: bool = False) -> None:
+    from .metrics import format_summary
+    from .readouts import format_readouts
+
+    r = result.report
+    out = sys.stdout
+    print(format_readouts(r["readouts"]), file=out)
+    if "video_metrics" in r:
+        print(format_summary(r["video_metrics"]), file=out)
+    if "audio_metrics" in r:
+        a = r["audio_metrics"]
+        sdr = a.get("si_sdr_db")
+        mel = a.get("mel_distance")
+        print(f"audio: SI-SDR {'n/a' if sdr is None else f'{sdr:.2f} dB'}, "
+              f"mel distance {'n/a' if mel is None else f'{mel:.3f}'}", file=out)
+    t = r.get("timings_s", {})
+    if t:
+        print(f"time: {t['total']:.1f} s total, {t['model_calls']:.1f} s in model calls", file=out)
+    for k, v in result.paths().items():
+        print(f"{k:>13}: {v}", file=out)
+
+
+def _cmd_tokenize(args: argparse.Namespace) -> int:
+    from .pipeline import tokenize
+
+    src = Path(args.video)
+    config = _config(args)
+    nick = args.nickname or src.stem
+    out = Path(args.out_dir)
+    progress = _Progress(args.quiet)
+    try:
+        result = tokenize(src, Path(args.tokens_dir) if args.tokens_dir else out, out, nick, config,
+                          progress=progress,
+                          extracted_wav=(src.parent / f"{src.stem}_audio.wav") if args.extract_wav else None)
+    finally:
+        progress.close()
+    _print_result(result)
+    return 0
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .pipeline import RunConfig, reconstruct
+    from .tokens import load_tokens
+
+    tf = load_tokens(args.tokens, visual=False)
+    config = RunConfig(setting=tf.setting, window=tf.meta.window,
+                       codebooks=int(tf.audio_codes.shape[0]) if tf.audio_codes is not None else 0,
+                       device=args.device, dtype=args.dtype, checkpoint_dir=args.checkpoints,
+                       dac_weights=args.dac_weights, allow_download=not args.offline, metrics=False, crf=args.crf)
+    progress = _Progress(args.quiet)
+    try:
+        result = reconstruct(args.tokens, args.out_dir, args.nickname, config=config, progress=progress)
+    finally:
+        progress.close()
+    for k, v in result.paths().items():
+        print(f"{k:>13}: {v}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if path.suffix == ".safetensors":
+        from .readouts import format_readouts, token_readouts
+        from .tokens import load_tokens
+
+        tf = load_tokens(path, visual=False)
+        m = tf.meta
+        r = token_readouts(tf, path.stat().st_size, m.source.get("file_size"), m.source["duration_s"],
+                           m.padding["width"], m.padding["height"])
+        if args.json:
+            print(json.dumps({"meta": m.__dict__, "readouts": r}, indent=1, default=str))
+        else:
+            print(f"{path.name}: avtok token file, {m.setting} ({m.tokenizer}), window {m.window}, "
+                  f"tool {m.tool_version}")
+            s = m.source
+            print(f"  source {s['file']}: {s['width']}x{s['height']} @ {s['fps']} fps, {s['n_frames']} frames, "
+                  f"{s['duration_s']:.3f} s")
+            print(f"  visual tensor {m.latent_shape} "
+                  f"{'uint16 ids' if tf.setting.discrete else 'bf16 latents (channels last)'}")
+            if m.audio:
+                a = m.audio
+                print(f"  audio: DAC {a['codebooks']} codebooks x {a['n_code_frames']} code frames "
+                      f"({a['sample_rate']} Hz, hop {a['hop']}); codes per latent: "
+                      f"{_codes_per_latent_text(tf)}")
+            print(format_readouts(r))
+        return 0
+    from . import media
+    from .readouts import estimate_tokens
+    from .settings import ALL_SETTINGS
+
+    info = media.probe(path)
+    est = {s.name: estimate_tokens(s, info.n_frames, info.height, info.width, s.check_window(args.window),
+                                   info.duration_s, 0 if info.audio is None else DAC_CODEBOOKS)
+           for s in ALL_SETTINGS}
+    if args.json:
+        print(json.dumps({"video": info.to_dict(), "estimates": est}, indent=1, default=str))
+        return 0
+    a = info.audio
+    print(f"{path.name}: {info.width}x{info.height} {info.codec} {info.pix_fmt}, {float(info.fps):.3f} fps "
+          f"(avg {float(info.avg_fps):.3f}), {info.n_frames} frames{'' if info.frames_declared else ' (estimated)'}, "
+          f"{info.duration_s:.3f} s" + (f", rotation {info.rotation}" if info.rotation else ""))
+    print(f"  audio: {a.codec} {a.sample_rate} Hz, {a.channels} ch ({a.layout})" if a else "  audio: none")
+    print(f"  token estimates (window {args.window}, {DAC_CODEBOOKS if a else 0} DAC codebooks):")
+    for name, e in est.items():
+        g = e["latent_grid"]
+        print(f"    {name:>10}: {g['t']} x {g['h']} x {g['w']} = {e['visual_tokens']:>10,} visual + "
+              f"{e['audio_tokens']:>8,} audio = {e['total_tokens']:>10,} ({e['tokens_per_second']:,.0f}/s)")
+    return 0
+
+
+def _codes_per_latent_text(tf) -> str:
+    if tf.audio_latent_offsets is None:
+        return "n/a"
+    import numpy as np
+
+    per = np.diff(tf.audio_latent_offsets.numpy())
+    vals, counts = np.unique(per, return_counts=True)
+    return ", ".join(f"{v} x{c}" for v, c in zip(vals.tolist(), counts.tolist(), strict=True))
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_videos
+
+    progress = _Progress(args.quiet)
+    try:
+        report = compare_videos(args.original, args.reconstruction, lpips=args.lpips, device=args.device,
+                                progress=progress)
+    finally:
+        progress.close()
+    from .metrics import format_summary
+
+    print(format_summary(report["video_metrics"]))
+    if report.get("audio_metrics") and report["audio_metrics"].get("si_sdr_db") is not None:
+        a = report["audio_metrics"]
+        print(f"audio: SI-SDR {a['si_sdr_db']:.2f} dB, mel distance {a['mel_distance']:.3f}")
+    if args.json:
+        from .pipeline import _json_safe
+
+        Path(args.json).write_text(json.dumps(_json_safe(report), indent=1))
+        print(f"report: {args.json}")
+    return 0
+
+
+def _cmd_settings(args: argparse.Namespace) -> int:
+    from .checkpoints import missing_checkpoints
+    from .settings import ALL_SETTINGS
+
+    missing = missing_checkpoints(ALL_SETTINGS, args.checkpoints)
+    for s in ALL_SETTINGS:
+        state = "missing: " + missing[s.name] if s.name in missing else "found"
+        print(f"{s.name:>10}  {s.hub_id:<40} {state}")
+    if "dac" in missing:
+        print(f"{'DAC':>10}  weights_44khz_8kbps_0.0.1.pth            missing: {missing['dac']}")
+    else:
+        print(f"{'DAC':>10}  weights_44khz_8kbps_0.0.1.pth            found")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="avtok",
+        description="Audio-visual tokens from .mp4 (NVIDIA Cosmos video tokenizer + Descript Audio Codec), "
+                    "their reconstruction, and what they keep.",
+    )
+    p.add_argument("--version", action="version", version=f"avtok-ui {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("tokenize", help="video -> token file + reconstructions + metrics report")
+    t.add_argument("video", help="source video (.mp4, .mov, .mkv, ...)")
+    t.add_argument("--nickname", "-n", default=None, help="name stem of all outputs (default: the video's stem)")
+    t.add_argument("--out-dir", "-o", default="avtok_out", help="reconstructions folder (default ./avtok_out)")
+    t.add_argument("--tokens-dir", default=None, help="token file + metrics folder (default: --out-dir)")
+    t.add_argument("--extract-wav", action="store_true",
+                   help="also keep the DAC input audio as <stem>_audio.wav beside the video")
+    _add_run_options(t)
+    t.set_defaults(func=_cmd_tokenize)
+
+    r = sub.add_parser("reconstruct", help="token file -> reconstructed video (+ audio)")
+    r.add_argument("tokens", help="a .safetensors token file written by avtok")
+    r.add_argument("--out-dir", "-o", default="avtok_out")
+    r.add_argument("--nickname", "-n", default=None)
+    _add_run_options(r, setting=False)
+    r.set_defaults(func=_cmd_reconstruct)
+
+    i = sub.add_parser("info", help="describe a video (with token estimates) or a token file")
+    i.add_argument("file")
+    i.add_argument("--window", "-w", type=int, default=DEFAULT_WINDOW)
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=_cmd_info)
+
+    c = sub.add_parser("compare", help="score any reconstruction against its original (PSNR/SSIM/LPIPS, audio)")
+    c.add_argument("original")
+    c.add_argument("reconstruction")
+    c.add_argument("--lpips", choices=["vgg", "alex", "off"], default="vgg")
+    c.add_argument("--device", default=None)
+    c.add_argument("--json", default=None, metavar="FILE", help="write the full report (per-frame arrays) here")
+    c.add_argument("--quiet", "-q", action="store_true")
+    c.set_defaults(func=_cmd_compare)
+
+    s = sub.add_parser("settings", help="list the six settings and whether their weights are found")
+    s.add_argument("--checkpoints", default=None, metavar="DIR")
+    s.set_defaults(func=_cmd_settings)
+    return p
+
+
+def _run(func, args: argparse.Namespace) -> int:
+    try:
+        return func(args)
+    except Cancelled:
+        print("error: interrupted; no outputs were written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("error: interrupted; no outputs were written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except AvtokError as err:
+        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:  # noqa: BLE001 - the CLI's last line of defence: one line, no traceback
+        if os.environ.get("AVTOK_DEBUG"):
+            raise
+        print(f"error: internal error ({type(err).__name__}: {_one_line(str(err))}); "
+              "set AVTOK_DEBUG=1 for the traceback", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _one_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return _run(args.func, args)
+
+
+TOKENIZE_VIDEO_USAGE = (
+    "tokenize_video <orig_video_dir> <orig_video_file> <video_nickname> <is_discrete> <temporal_factor> "
+    "<spatial_factor> <output_tokens_dir> <reconstructed_dir> [options]"
+)
+
+
+def tokenize_video_main(argv: list[str] | None = None) -> int:
+    """The seed tool's interface: 8 positional arguments, same meaning, same output names."""
+    p = argparse.ArgumentParser(
+        prog="tokenize_video", usage=TOKENIZE_VIDEO_USAGE,
+        description="Seed-compatible front end: writes <output_tokens_dir>/<nick>.safetensors and "
+                    "<reconstructed_dir>/<nick>_reconstructed{,_visual}.mp4 + <nick>_reconstructed_audio.wav; "
+                    "the extracted <stem>_audio.wav goes beside the video.",
+    )
+    p.add_argument("orig_video_dir")
+    p.add_argument("orig_video_file")
+    p.add_argument("video_nickname")
+    p.add_argument("is_discrete", help="true/false (or 1/0)")
+    p.add_argument("temporal_factor", help="4 or 8 (4 only with spatial 8)")
+    p.add_argument("spatial_factor", help="8 or 16")
+    p.add_argument("output_tokens_dir")
+    p.add_argument("reconstructed_dir")
+    p.add_argument("--window", "-w", type=int, default=DEFAULT_WINDOW)
+    p.add_argument("--codebooks", type=int, default=DAC_CODEBOOKS)
+    p.add_argument("--no-metrics", action="store_true")
+    p.add_argument("--lpips", choices=["vgg", "alex", "off"], default="vgg")
+    _add_run_options(p, setting=False)
+    args = p.parse_args(argv)
+    args.no_audio = False
+    args.start, args.duration, args.max_side = 0.0, None, None
+
+    def run(a: argparse.Namespace) -> int:
+        from .pipeline import tokenize
+
+        setting = VisualSetting.from_flags(a.is_discrete, a.temporal_factor, a.spatial_factor)
+        src = Path(a.orig_video_dir) / a.orig_video_file
+        config = _config(a, setting)
+        progress = _Progress(a.quiet)
+        try:
+            result = tokenize(src, a.output_tokens_dir, a.reconstructed_dir, a.video_nickname, config,
+                              progress=progress, extracted_wav=src.parent / f"{src.stem}_audio.wav")
+        finally:
+            progress.close()
+        _print_result(result)
+        return 0
+
+    return _run(run, args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

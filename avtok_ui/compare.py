@@ -1,0 +1,90 @@
+"""Score any reconstruction against its original, with the same conventions as a tokenize run.
+
+Both videos are decoded frame by frame (streaming) to uint8 RGB at native resolution; frames are paired by
+index. Frame counts and sizes must match (as in TokenBench): a mismatch is an error, not a silent crop.
+Audio (when both files have it) is compared at 44.1 kHz mono on the video timeline.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import media
+from .errors import AvtokError
+
+
+def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: str = "vgg",
+                   device: str | None = None, batch: int = 16,
+                   progress: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
+    """Return ``{"video_metrics", "per_frame", "audio_metrics", "original", "reconstruction"}``."""
+    from .metrics import VideoMetrics
+    from .pipeline import _AudioScore
+
+    progress = progress or (lambda s, d, t: None)
+    a_path, b_path = Path(original), Path(reconstruction)
+    a_info, b_info = media.probe(a_path), media.probe(b_path)
+    # an odd-sized source's reconstruction is padded to even for H.264 (one replicated row/column): crop it
+    crop = (b_info.width - a_info.width, b_info.height - a_info.height) in ((0, 0), (0, 1), (1, 0), (1, 1))
+    if not crop:
+        raise AvtokError(
+            f"{b_path.name}: size {b_info.width}x{b_info.height} differs from {a_path.name}'s "
+            f"{a_info.width}x{a_info.height}; scores need the same size"
+        )
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    vm = VideoMetrics(lpips=None if lpips == "off" else "auto", lpips_net=lpips if lpips != "off" else "vgg",
+                      device=device)
+    ia = media.iter_windows(a_path, batch, info=a_info)
+    ib = media.iter_windows(b_path, batch, info=b_info)
+    n_a = n_b = 0
+    buf_a = np.zeros((0, a_info.height, a_info.width, 3), np.uint8)
+    buf_b = buf_a.copy()
+    total = max(a_info.n_frames, 1)
+    for wa, wb in itertools.zip_longest(ia, ib):
+        if wa is not None:
+            buf_a = np.concatenate([buf_a, wa.frames])
+            n_a += len(wa.frames)
+        if wb is not None:
+            buf_b = np.concatenate([buf_b, wb.frames[:, :a_info.height, :a_info.width]])
+            n_b += len(wb.frames)
+        k = min(len(buf_a), len(buf_b))
+        if k:
+            vm.update(buf_a[:k], buf_b[:k])
+            buf_a, buf_b = buf_a[k:], buf_b[k:]
+        progress("compare", min(n_a, n_b), total)
+    if n_a != n_b:
+        raise AvtokError(f"{b_path.name}: has {n_b} frames but {a_path.name} has {n_a}; scores need the same count")
+    report: dict[str, Any] = {
+        "original": a_info.to_dict(),
+        "reconstruction": b_info.to_dict(),
+        "video_metrics": vm.summary(),
+        "reconstruction_cropped": (b_info.width, b_info.height) != (a_info.width, a_info.height),
+        "per_frame": vm.per_frame(),
+    }
+    if a_info.audio is not None and b_info.audio is not None:
+        score = _AudioScore()
+        ra = media.read_audio(a_path, info=a_info, sample_rate=44100, mono=True)
+        rb = media.read_audio(b_path, info=b_info, sample_rate=44100, mono=True,
+                              duration_s=a_info.duration_s)
+        ba = bb = np.zeros(0, np.float32)
+        for ca, cb in itertools.zip_longest(ra, rb):
+            if ca is not None:
+                ba = np.concatenate([ba, ca[0]])
+            if cb is not None:
+                bb = np.concatenate([bb, cb[0]])
+            k = min(len(ba), len(bb))
+            if k:
+                score.update(ba[:k], bb[:k])
+                ba, bb = ba[k:], bb[k:]
+        report["audio_metrics"] = score.summary() | {"scored_on": "both files' audio at 44.1 kHz mono"}
+    else:
+        report["audio_metrics"] = {"available": False,
+                                   "reason": "audio missing in " + (a_path.name if a_info.audio is None else b_path.name)}
+    return report

@@ -1,0 +1,119 @@
+"""The two CLIs as a user runs them: outputs, exit codes, one-line errors, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from _synth import make_video
+from avtok_ui.cli import main, tokenize_video_main
+
+BIN = Path(sys.executable).parent
+
+
+def _all_files(*dirs: Path) -> list[str]:
+    return sorted(str(p) for d in dirs if d.exists() for p in d.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def src_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("videos")
+    make_video(d / "clip.mp4", n_frames=20, fps=25, audio=True)
+    make_video(d / "silent.mp4", n_frames=12, fps=30, audio=False)
+    (d / "notes.mp4").write_text("this is a text file, not a video\n")
+    (d / "empty.mp4").write_bytes(b"")
+    return d
+
+
+def test_tokenize_video_seed_interface(src_dir, checkpoints_env, tmp_path, capsys):
+    tok, rec = tmp_path / "tokens", tmp_path / "recon"
+    rc = tokenize_video_main([str(src_dir), "clip.mp4", "nick", "true", "8", "16", str(tok), str(rec),
+                              "--lpips", "off", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(p.name for p in tok.glob("*.safetensors")) == ["nick.safetensors"]
+    assert sorted(p.name for p in rec.iterdir()) == [
+        "nick_reconstructed.mp4", "nick_reconstructed_audio.wav", "nick_reconstructed_visual.mp4"]
+    wav = src_dir / "clip_audio.wav"  # the extracted audio goes beside the video, as in the seed tool
+    assert wav.exists()
+    import wave
+
+    with wave.open(str(wav)) as w:
+        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (44100, 2, 1)
+        assert abs(w.getnframes() - round(20 / 25 * 44100)) <= 1
+    out = capsys.readouterr().out
+    assert "visual" in out and "PSNR" in out
+    wav.unlink()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["missing.mp4", "n", "true", "8", "16"], "missing.mp4"),
+    (["notes.mp4", "n", "true", "8", "16"], "notes.mp4"),
+    (["empty.mp4", "n", "true", "8", "16"], "empty.mp4"),
+    (["clip.mp4", "n", "true", "4", "16"], "temporal 4 only with spatial 8"),
+    (["clip.mp4", "n", "perhaps", "8", "16"], "is_discrete"),
+])
+def test_tokenize_video_bad_inputs(args, needle, src_dir, checkpoints_env, tmp_path, capsys):
+    tok, rec = tmp_path / "tokens", tmp_path / "recon"
+    before = _all_files(src_dir)
+    rc = tokenize_video_main([str(src_dir), *args, str(tok), str(rec), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and needle in err, err
+    assert "Traceback" not in err
+    assert _all_files(tok, rec) == [] and _all_files(src_dir) == before
+
+
+def test_missing_weights_one_line(src_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AVTOK_CHECKPOINTS", str(tmp_path / "empty-ckpt"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    rc = main(["tokenize", str(src_dir / "clip.mp4"), "-o", str(tmp_path / "o"), "--offline", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1
+    assert "encoder.jit" in err and "AVTOK_CHECKPOINTS" in err
+    assert _all_files(tmp_path / "o") == []
+
+
+def test_avtok_tokenize_info_reconstruct(src_dir, checkpoints_env, tmp_path, capsys):
+    out = tmp_path / "o"
+    rc = main(["tokenize", str(src_dir / "silent.mp4"), "-s", "CV8x8x8", "-w", "9", "-o", str(out), "-q",
+               "--lpips", "off"])
+    assert rc == 0, capsys.readouterr().err
+    tok = out / "silent.safetensors"
+    assert tok.exists() and (out / "silent_metrics.json").exists()
+    report = json.loads((out / "silent_metrics.json").read_text())
+    assert report["setting"] == "CV8x8x8" and report["config"]["window"] == 9
+    capsys.readouterr()
+    assert main(["info", str(tok)]) == 0
+    text = capsys.readouterr().out
+    assert "CV8x8x8" in text and "12 frames" in text
+    assert main(["info", str(src_dir / "clip.mp4"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["estimates"]["DV8x16x16"]["latent_grid"] == {"t": 5, "h": 3, "w": 4}  # windows 17+3 -> 3+2
+    assert main(["reconstruct", str(tok), "-o", str(tmp_path / "r"), "-q"]) == 0
+    assert (tmp_path / "r" / "silent_reconstructed.mp4").exists()
+
+
+def test_bad_window_and_codebooks(src_dir, checkpoints_env, tmp_path, capsys):
+    assert main(["tokenize", str(src_dir / "clip.mp4"), "-w", "16", "-o", str(tmp_path), "-q"]) == 1
+    assert "window 16" in capsys.readouterr().err
+    assert main(["tokenize", str(src_dir / "clip.mp4"), "--codebooks", "12", "-o", str(tmp_path), "-q"]) == 1
+    assert "codebooks" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_console_scripts_installed(src_dir, checkpoints_env, tmp_path):
+    """The real entry points, as a shell user runs them (subprocess, exit codes, stderr)."""
+    env = dict(os.environ)
+    p = subprocess.run([str(BIN / "tokenize_video"), str(src_dir), "notes.mp4", "n", "1", "8", "8",
+                        str(tmp_path / "t"), str(tmp_path / "r")], capture_output=True, text=True, env=env)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "notes.mp4" in p.stderr
+    p = subprocess.run([str(BIN / "avtok"), "compare", str(src_dir / "clip.mp4"), str(src_dir / "clip.mp4"),
+                        "--lpips", "off", "-q"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "inf" in p.stdout.lower() or "∞" in p.stdout
