@@ -71,7 +71,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, setting: bool = True) -> Non
         p.add_argument("--max-side", type=int, default=None, metavar="PX",
                        help="resolution cap: scale so the longest side is at most PX")
         p.add_argument("--no-metrics", action="store_true", help="skip PSNR/SSIM/LPIPS and audio metrics")
-        p.add_argument("--lpips", choices=["vgg", "alex", "off"], default="vgg", help="LPIPS backbone (default vgg)")
+        p.add_argument("--lpips", choices=["auto", "vgg", "alex", "off"], default="auto",
+                       help="LPIPS backbone (default auto: VGG on GPU as TokenBench, AlexNet on CPU for speed)")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32", "fp16"],
                    help="model dtype (default auto = the checkpoint's own; the published files are bf16-only)")
@@ -234,9 +235,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         a = report["audio_metrics"]
         print(f"audio: SI-SDR {a['si_sdr_db']:.2f} dB, mel distance {a['mel_distance']:.3f}")
     if args.json:
-        from .pipeline import _json_safe
+        from .metrics import json_safe
 
-        Path(args.json).write_text(json.dumps(_json_safe(report), indent=1))
+        Path(args.json).write_text(json.dumps(json_safe(report), indent=1))
         print(f"report: {args.json}")
     return 0
 
@@ -291,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="score any reconstruction against its original (PSNR/SSIM/LPIPS, audio)")
     c.add_argument("original")
     c.add_argument("reconstruction")
-    c.add_argument("--lpips", choices=["vgg", "alex", "off"], default="vgg")
+    c.add_argument("--lpips", choices=["auto", "vgg", "alex", "off"], default="auto")
     c.add_argument("--device", default=None)
     c.add_argument("--json", default=None, metavar="FILE", help="write the full report (per-frame arrays) here")
     c.add_argument("--quiet", "-q", action="store_true")
@@ -358,7 +359,7 @@ def tokenize_video_main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", "-w", type=int, default=DEFAULT_WINDOW)
     p.add_argument("--codebooks", type=int, default=DAC_CODEBOOKS)
     p.add_argument("--no-metrics", action="store_true")
-    p.add_argument("--lpips", choices=["vgg", "alex", "off"], default="vgg")
+    p.add_argument("--lpips", choices=["auto", "vgg", "alex", "off"], default="auto")
     _add_run_options(p, setting=False)
     args = p.parse_args(argv)
     args.no_audio = False

@@ -18,12 +18,11 @@ from . import media
 from .errors import AvtokError
 
 
-def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: str = "vgg",
+def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: str = "auto",
                    device: str | None = None, batch: int = 16,
                    progress: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
     """Return ``{"video_metrics", "per_frame", "audio_metrics", "original", "reconstruction"}``."""
-    from .metrics import VideoMetrics
-    from .pipeline import _AudioScore
+    from .metrics import AudioMetrics, VideoMetrics
 
     progress = progress or (lambda s, d, t: None)
     a_path, b_path = Path(original), Path(reconstruction)
@@ -39,8 +38,9 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    vm = VideoMetrics(lpips=None if lpips == "off" else "auto", lpips_net=lpips if lpips != "off" else "vgg",
-                      device=device)
+    from .pipeline import lpips_net
+
+    vm = VideoMetrics(lpips=None if lpips == "off" else "auto", lpips_net=lpips_net(lpips, device), device=device)
     ia = media.iter_windows(a_path, batch, info=a_info)
     ib = media.iter_windows(b_path, batch, info=b_info)
     n_a = n_b = 0
@@ -69,7 +69,7 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
         "per_frame": vm.per_frame(),
     }
     if a_info.audio is not None and b_info.audio is not None:
-        score = _AudioScore()
+        score = AudioMetrics(44100, "both files' audio at 44.1 kHz mono, on the video timeline")
         ra = media.read_audio(a_path, info=a_info, sample_rate=44100, mono=True)
         rb = media.read_audio(b_path, info=b_info, sample_rate=44100, mono=True,
                               duration_s=a_info.duration_s)
@@ -83,7 +83,7 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
             if k:
                 score.update(ba[:k], bb[:k])
                 ba, bb = ba[k:], bb[k:]
-        report["audio_metrics"] = score.summary() | {"scored_on": "both files' audio at 44.1 kHz mono"}
+        report["audio_metrics"] = score.summary()
     else:
         report["audio_metrics"] = {"available": False,
                                    "reason": "audio missing in " + (a_path.name if a_info.audio is None else b_path.name)}

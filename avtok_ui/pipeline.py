@@ -37,6 +37,7 @@ import torch
 
 from . import __version__, media
 from .errors import AvtokError, Cancelled
+from .metrics import AudioMetrics, json_safe
 from .settings import (
     DAC_CODEBOOKS,
     DAC_HOP,
@@ -66,15 +67,15 @@ class RunConfig:
     duration_s: float | None = None  # trim: duration
     max_side: int | None = None  # resolution cap: longest side in pixels (aspect kept, even sizes)
     metrics: bool = True
-    lpips: str = "vgg"  # vgg | alex | off
+    lpips: str = "auto"  # auto (VGG on GPU, AlexNet on CPU: VGG costs ~30 s per 720p frame there) | vgg | alex | off
     crf: int = 18  # H.264 quality of the reconstructions (lower = closer to the decoder's output)
 
     def __post_init__(self) -> None:
         self.setting.check_window(self.window)
         if not 0 <= self.codebooks <= DAC_CODEBOOKS:
             raise AvtokError(f"codebooks must be between 0 (audio off) and {DAC_CODEBOOKS}, got {self.codebooks}")
-        if self.lpips not in ("vgg", "alex", "off"):
-            raise AvtokError(f"lpips must be vgg, alex or off, got {self.lpips!r}")
+        if self.lpips not in ("auto", "vgg", "alex", "off"):
+            raise AvtokError(f"lpips must be auto, vgg, alex or off, got {self.lpips!r}")
         if self.start_s < 0 or (self.duration_s is not None and self.duration_s <= 0):
             raise AvtokError("trim start must be >= 0 and duration > 0")
         if self.max_side is not None and self.max_side < 16:
@@ -133,6 +134,14 @@ def _trim_heap() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def lpips_net(choice: str, device: Any) -> str:
+    """Resolve ``auto``: the TokenBench VGG on a GPU, AlexNet on a CPU (VGG LPIPS measured ~36 s per
+    720p frame on this project's 2-core CPU box, AlexNet ~1.3 s). The report always names the net."""
+    if choice in ("vgg", "alex"):
+        return choice
+    return "vgg" if str(device).startswith("cuda") else "alex"
 
 
 def capped_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
@@ -211,46 +220,6 @@ def _wav_chunks(path: Path, chunk: int = DAC_SAMPLE_RATE * 10) -> Iterator[np.nd
                 break
             a = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
             yield a.reshape(-1, ch).T
-
-
-class _AudioScore:
-    """Streaming SI-SDR (from running inner products) and chunk-averaged mel distance."""
-
-    def __init__(self) -> None:
-        self.dot = self.ref2 = self.est2 = 0.0
-        self.mel_sum = 0.0
-        self.mel_n = 0
-        self.n = 0
-
-    def update(self, ref: np.ndarray, est: np.ndarray) -> None:
-        from .metrics import mel_distance
-
-        ref = ref.astype(np.float64).ravel()
-        est = est.astype(np.float64).ravel()
-        self.dot += float(ref @ est)
-        self.ref2 += float(ref @ ref)
-        self.est2 += float(est @ est)
-        if len(ref) >= 4096:
-            self.mel_sum += mel_distance(ref.astype(np.float32), est.astype(np.float32)) * len(ref)
-            self.mel_n += len(ref)
-        self.n += len(ref)
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"n_samples": self.n, "sample_rate": DAC_SAMPLE_RATE,
-                               "scored_on": "DAC input (mono 44.1 kHz) vs DAC output, before AAC"}
-        if self.ref2 <= 1e-12:
-            out.update(si_sdr_db=None, note="reference audio is silent: SI-SDR undefined")
-        else:
-            alpha = self.dot / self.ref2
-            target = alpha * alpha * self.ref2
-            noise = self.est2 - 2 * alpha * self.dot + target
-            out["si_sdr_db"] = float("inf") if noise <= 1e-20 else 10 * math.log10(target / noise)
-        out["mel_distance"] = self.mel_sum / self.mel_n if self.mel_n else None
-        out["conventions"] = {
-            "si_sdr_db": "scale-invariant SDR over the whole track (dB, higher is better)",
-            "mel_distance": "multi-scale log-mel L1 distance as in DAC's MelSpectrogramLoss (lower is better)",
-        }
-        return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -357,8 +326,8 @@ def tokenize(
         if config.metrics:
             from .metrics import VideoMetrics
 
-            vmetrics = VideoMetrics(lpips=None if config.lpips == "off" else "auto", lpips_net=config.lpips
-                                    if config.lpips != "off" else "vgg", device=cosmos.device)
+            vmetrics = VideoMetrics(lpips=None if config.lpips == "off" else "auto",
+                                    lpips_net=lpips_net(config.lpips, cosmos.device), device=cosmos.device)
         pts_all: list[np.ndarray] = []
         times_all: list[np.ndarray] = []
         # pts origin = the audio's sample 0 (start of the clip), so a trim keeps its sub-frame A/V offset
@@ -456,7 +425,7 @@ def tokenize(
         )
         report["outputs"] = result.paths()
         if metrics_path is not None:
-            metrics_path.write_text(json.dumps(_json_safe(report), indent=1))
+            metrics_path.write_text(json.dumps(json_safe(report), indent=1))
         stage.commit()
         progress("done", 1, 1)
         return result
@@ -526,29 +495,11 @@ def _config_dict(config: RunConfig) -> dict[str, Any]:
     return d
 
 
-def _json_safe(obj: Any) -> Any:
-    """JSON has no inf/nan: they become the strings "inf", "-inf", "nan"."""
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return "nan"
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-        return obj
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        return _json_safe(obj.item())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def _decode_audio(dac: Any, codes: np.ndarray, n_samples: int, out_wav: Path, ref_wav: Path | None,
                   progress: ProgressFn, cancel: threading.Event | None, *, score: bool) -> dict[str, Any] | None:
     """Decode codes to ``out_wav`` (streaming) and, if ``score``, compare with ``ref_wav`` chunk by chunk."""
-    scorer = _AudioScore() if (score and ref_wav is not None) else None
+    scorer = AudioMetrics(DAC_SAMPLE_RATE, "DAC input (mono 44.1 kHz) vs DAC output, before AAC") if (
+        score and ref_wav is not None) else None
     ref_iter = _wav_chunks(ref_wav) if scorer else None
     ref_buf = np.zeros(0, dtype=np.float32)
     done = 0

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-bash scripts/browser.sh || echo "[test] chromium not installable: browser tests will be skipped" >&2
+bash scripts/test_tools.sh || echo "[test] chromium/ffmpeg not installable: those tests will be skipped" >&2
 export PYTHONUNBUFFERED=1
 exec .venv/bin/python -m pytest "$@"
