@@ -401,7 +401,10 @@ def tokenize(
             "config": _config_dict(config),
             "device": str(cosmos.device),
             "dtype": str(cosmos.dtype).replace("torch.", ""),
-            "readouts": token_readouts(tf, tokens_path.stat().st_size, info.file_size, duration, width, height),
+            # a trimmed run is compared with the source bytes pro-rated to the evaluated span
+            "readouts": token_readouts(tf, tokens_path.stat().st_size,
+                                       int(info.file_size * min(1.0, duration / info.duration_s))
+                                       if info.duration_s else info.file_size, duration, width, height),
         }
         if vmetrics is not None:
             with clock("metrics"):

@@ -29,6 +29,7 @@ CONVENTIONS = {
     "visual_token": "one latent position (t,y,x); CV = 16 bf16 channels (32 bytes), DV = one FSQ id (2 bytes)",
     "audio_token": "one DAC code (one codebook x one code frame, 10 bits, stored as uint16)",
     "raw_rgb24": "frames x height x width x 3 bytes of the evaluated video",
+    "source_file": "source file bytes, pro-rated to the evaluated duration when trimmed",
     "hour_projection": "the same tokens-per-second and bytes-per-second extrapolated to 3600 s",
 }
 
