@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _synth import make_video
+
 from avtok_ui.cli import main, tokenize_video_main
 
 BIN = Path(sys.executable).parent

@@ -11,9 +11,9 @@ import av
 import numpy as np
 import pytest
 import torch
+from _synth import make_video
 from safetensors.torch import load_file
 
-from _synth import make_video
 from avtok_ui import media
 from avtok_ui.errors import Cancelled, MediaError
 from avtok_ui.pipeline import RunConfig, load_models, reconstruct, tokenize
