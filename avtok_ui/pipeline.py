@@ -352,7 +352,7 @@ def tokenize(
                 with clock("write video"):
                     vw.write(recon, win.pts)
                 pts_all.append(win.pts)
-                times_all.append(win.times)
+                times_all.append(win.times - config.start_s)  # clip time: 0 = audio sample 0
                 del recon, stored, win
                 _trim_heap()
             progress("visual", 1, 1)

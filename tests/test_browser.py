@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (bash scripts/browser.sh) to run this test")
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (bash scripts/test_tools.sh) to run this test")
     sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -77,8 +77,8 @@ def test_upload_example_run_and_inspect(browser, app_url, tmp_path):
     assert "aac 48 kHz, 6 ch" in page.inner_text("#avtok-source-info")
     page.fill("#avtok-duration input", "1")
     page.keyboard.press("Tab")
-    page.locator("#avtok-cap input").fill("256")
-    page.keyboard.press("Enter")
+    page.fill("#avtok-cap input", "256")
+    page.keyboard.press("Tab")
     page.get_by_label("Continuous (CV)").check()
     page.get_by_label("8x8x8").check()
     page.wait_for_function("() => document.querySelector('#avtok-estimate').innerText.includes('CV8x8x8')",

@@ -149,6 +149,14 @@ def test_trim_and_resolution_cap(checkpoints_env, tmp_path):
     s = _streams(res.video)
     assert s["video"][2:] == (80, 48) and s["frames"] == 25
     assert abs(s["audio_s"] - 1.0) <= 1024 / 44100 + 1e-6
+    # times are clip-relative: duration is the clip's, latents map to codes from the clip's start
+    assert res.report["evaluated"]["duration_s"] == pytest.approx(1.0, abs=1e-6)
+    tf = load_tokens(res.tokens)
+    off = tf.audio_latent_offsets.numpy()
+    assert tf.meta.source["duration_s"] == pytest.approx(1.0, abs=1e-6)
+    for i, (start, _e) in enumerate(tf.latent_source_frames.numpy()):
+        assert off[i] == code_frame_boundary(start / 25)  # clip frame k starts at k/25 s
+    assert off[-1] == tf.audio_codes.shape[1] == int(np.ceil(44100 / 512))
 
 
 def test_failure_leaves_no_outputs(checkpoints_env, tmp_path):
