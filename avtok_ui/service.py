@@ -97,7 +97,7 @@ class AppConfig:
     keep_runs: int = 24  # finished run folders kept for downloads / the inspector
     run_root: str | None = None  # parent of the per-process run folder (default: the system temp dir)
     gpu_duration_s: int = 120  # ZeroGPU: seconds requested per GPU call
-    default_lpips: str = "vgg"
+    default_lpips: str = "auto"
 
     @classmethod
     def from_env(cls, **overrides: Any) -> AppConfig:
@@ -114,7 +114,7 @@ class AppConfig:
             keep_runs=max(1, int(_env_float("AVTOK_KEEP_RUNS", 24))),
             run_root=_env("AVTOK_RUN_ROOT"),
             gpu_duration_s=int(_env_float("AVTOK_GPU_DURATION_S", 120)),
-            default_lpips=_env("AVTOK_LPIPS", "vgg") or "vgg",
+            default_lpips=_env("AVTOK_LPIPS", "auto") or "auto",
         )
         for k, v in overrides.items():
             setattr(cfg, k, v)

@@ -399,7 +399,7 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                                       info=None if av0["audio"] else "DAC weights missing: audio off")
                 with gr.Row():
                     device_in = gr.Radio(devices, value=devices[0], label="Device", elem_id="avtok-device")
-                    lpips_in = gr.Radio(["vgg", "alex", "off"], value=svc.config.default_lpips,
+                    lpips_in = gr.Radio(["auto", "vgg", "alex", "off"], value=svc.config.default_lpips,
                                         label="LPIPS backbone", elem_id="avtok-lpips")
                 estimate_md = gr.Markdown("Predicted token count appears here once a video is loaded.",
                                           elem_id="avtok-estimate")
@@ -502,7 +502,7 @@ def build_app(service: Service | None = None) -> gr.Blocks:
             api_start = gr.Number(label="start_s", value=0)
             api_dur = gr.Number(label="duration_s", value=0)
             api_side = gr.Number(label="max_side", value=0, precision=0)
-            api_lpips = gr.Textbox(label="lpips", value="vgg")
+            api_lpips = gr.Textbox(label="lpips", value="auto")
             api_json = gr.JSON(label="report")
             api_file_tokens = gr.File(label="tokens")
             api_file_video = gr.File(label="reconstructed_video")
@@ -585,7 +585,7 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                 raise AvtokError("no video: upload an .mp4 or pick the example")
             return RunRequest(source=src, setting=_setting_name(kind, comp), window=int(_num(window, DEFAULT_WINDOW)),
                               codebooks=int(_num(cb)), device=device, start_s=_num(start),
-                              duration_s=_num(dur) or None, max_side=_cap_value(cap), lpips=lp or "vgg")
+                              duration_s=_num(dur) or None, max_side=_cap_value(cap), lpips=lp or "auto")
 
         def frame_view(record: dict[str, Any], index: int, vmax: float) -> tuple[Any, Any, str]:
             rep = record["report"]
@@ -878,7 +878,7 @@ def _register_api(svc: Service, btns: list[gr.Button], video: gr.File, recon: gr
             req = RunRequest(source=video, setting=setting or "DV8x16x16", window=int(_num(window, DEFAULT_WINDOW)),
                              codebooks=int(_num(codebooks, DAC_CODEBOOKS)), device=device or None,
                              start_s=_num(start_s), duration_s=_num(duration_s) or None,
-                             max_side=int(_num(max_side)) or None, lpips=lpips or "vgg")
+                             max_side=int(_num(max_side)) or None, lpips=lpips or "auto")
             out = svc.run(req, progress=lambda f, d: progress(f, desc=d), cancel=cancel)
         except Exception as err:  # noqa: BLE001
             raise _api_error(err) from None
@@ -898,7 +898,7 @@ def _register_api(svc: Service, btns: list[gr.Button], video: gr.File, recon: gr
             req = RunRequest(source=video, setting=(names or ["DV8x16x16"])[0],
                              window=int(_num(window, DEFAULT_WINDOW)), codebooks=int(_num(codebooks, DAC_CODEBOOKS)),
                              device=device or None, start_s=_num(start_s), duration_s=_num(duration_s) or None,
-                             max_side=int(_num(max_side)) or None, lpips=lpips or "vgg")
+                             max_side=int(_num(max_side)) or None, lpips=lpips or "auto")
             runs = []
             for o in svc.sweep(req, names, progress=lambda f, d: progress(f, desc=d), cancel=cancel):
                 rec = o.record()
