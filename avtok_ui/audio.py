@@ -112,6 +112,7 @@ class DacCodec:
     def __init__(self, model: dac.DAC, device: str | torch.device | None = None) -> None:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.model = model.to(self.device).eval()
+        self.weights_path: Path | None = None  # set by from_pretrained (recorded in token files)
         self.n_codebooks: int = int(model.n_codebooks)
         self.codebook_size: int = int(model.codebook_size)
         if int(model.sample_rate) != self.sample_rate or int(np.prod(model.encoder_rates)) != self.hop:
@@ -132,7 +133,9 @@ class DacCodec:
         from .checkpoints import resolve_dac
 
         path = resolve_dac(weights, allow_download=allow_download)
-        return cls(load_dac_model(path), device=device)
+        codec = cls(load_dac_model(path), device=device)
+        codec.weights_path = Path(path)
+        return codec
 
     # ----- validation helpers ------------------------------------------------------------------------
     def _check_n_codebooks(self, n_codebooks: int) -> int:

@@ -206,6 +206,9 @@ def resolve_cosmos(
         root = Path(checkpoint_dir).expanduser()
         if root.is_file() and root.name in COSMOS_FILES:
             root = root.parent
+        if not root.exists():
+            # a mistyped explicit folder must not be silently replaced by $AVTOK_CHECKPOINTS or the cache
+            raise CheckpointError(f"{root}: checkpoint folder does not exist (--checkpoints)")
         for folder in _candidates(setting, root):
             if _complete(folder):
                 return folder
@@ -267,7 +270,11 @@ def resolve_dac(path: str | Path | None = None, *, allow_download: bool = True) 
         for candidate in (p / DAC_WEIGHTS_NAME, p / DAC_SUBDIR / DAC_WEIGHTS_NAME):
             if p.is_dir() and candidate.is_file():
                 return candidate
-        looked.append(f"{p} ({'no ' + DAC_WEIGHTS_NAME + ' in it' if p.is_dir() else 'does not exist'})")
+        # an explicit path that is wrong must not be silently replaced by another copy
+        raise CheckpointError(
+            f"{p}: DAC weights not found ({'no ' + DAC_WEIGHTS_NAME + ' in it' if p.is_dir() else 'does not exist'})"
+            f" (--dac-weights): give the path of {DAC_WEIGHTS_NAME} or leave it unset to use "
+            f"${ENV_CHECKPOINTS}/{DAC_SUBDIR}/{DAC_WEIGHTS_NAME} or DAC's cache")
     env_root = _env_root()
     if env_root is not None:
         candidate = env_root / DAC_SUBDIR / DAC_WEIGHTS_NAME

@@ -7,6 +7,7 @@ non-zero, with no traceback (set ``AVTOK_DEBUG=1`` to see one) and no partial ou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -166,16 +167,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
         tf = load_tokens(path, visual=False)
         m = tf.meta
-        r = token_readouts(tf, path.stat().st_size, m.source.get("file_size"), m.source["duration_s"],
-                           m.padding["width"], m.padding["height"])
+        dur = m.clip.get("duration_s") or m.source["duration_s"]
+        src_bytes = m.source.get("file_size")
+        if src_bytes and m.source.get("duration_s"):
+            src_bytes = int(src_bytes * min(1.0, dur / m.source["duration_s"]))  # pro-rated like the run
+        r = token_readouts(tf, path.stat().st_size, src_bytes, dur, m.padding["width"], m.padding["height"])
         if args.json:
             print(json.dumps({"meta": m.__dict__, "readouts": r}, indent=1, default=str))
         else:
             print(f"{path.name}: avtok token file, {m.setting} ({m.tokenizer}), window {m.window}, "
                   f"tool {m.tool_version}")
             s = m.source
+            c = m.clip
             print(f"  source {s['file']}: {s['width']}x{s['height']} @ {s['fps']} fps, {s['n_frames']} frames, "
                   f"{s['duration_s']:.3f} s")
+            print(f"  tokenized: {c.get('n_frames', s['n_frames'])} frames, {dur:.3f} s from {c.get('start_s', 0):g} s "
+                  f"at {m.padding['width']}x{m.padding['height']}")
             print(f"  visual tensor {m.latent_shape} "
                   f"{'uint16 ids' if tf.setting.discrete else 'bf16 latents (channels last)'}")
             if m.audio:
@@ -186,12 +193,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print(format_readouts(r))
         return 0
     from . import media
+    from .pipeline import capped_size
     from .readouts import estimate_tokens
     from .settings import ALL_SETTINGS
 
     info = media.probe(path)
-    est = {s.name: estimate_tokens(s, info.n_frames, info.height, info.width, s.check_window(args.window),
-                                   info.duration_s, 0 if info.audio is None else DAC_CODEBOOKS)
+    span = max(0.0, info.duration_s - args.start)
+    if args.duration:
+        span = min(span, args.duration)
+    n_frames = info.n_frames if span == info.duration_s else max(1, round(span * float(info.avg_fps or info.fps)))
+    w, h = capped_size(info.width, info.height, args.max_side) or (info.width, info.height)
+    est = {s.name: estimate_tokens(s, n_frames, h, w, s.check_window(args.window),
+                                   span, 0 if info.audio is None else DAC_CODEBOOKS)
            for s in ALL_SETTINGS}
     if args.json:
         print(json.dumps({"video": info.to_dict(), "estimates": est}, indent=1, default=str))
@@ -201,7 +214,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
           f"(avg {float(info.avg_fps):.3f}), {info.n_frames} frames{'' if info.frames_declared else ' (estimated)'}, "
           f"{info.duration_s:.3f} s" + (f", rotation {info.rotation}" if info.rotation else ""))
     print(f"  audio: {a.codec} {a.sample_rate} Hz, {a.channels} ch ({a.layout})" if a else "  audio: none")
-    print(f"  token estimates (window {args.window}, {DAC_CODEBOOKS if a else 0} DAC codebooks):")
+    clip = "" if (w, h, span) == (info.width, info.height, info.duration_s) else (
+        f" for {span:.2f} s at {w}x{h}, ~{n_frames} frames")
+    print(f"  token estimates{clip} (window {args.window}, {DAC_CODEBOOKS if a else 0} DAC codebooks):")
     for name, e in est.items():
         g = e["latent_grid"]
         print(f"    {name:>10}: {g['t']} x {g['h']} x {g['w']} = {e['visual_tokens']:>10,} visual + "
@@ -225,15 +240,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     progress = _Progress(args.quiet)
     try:
         report = compare_videos(args.original, args.reconstruction, lpips=args.lpips, device=args.device,
+                                start_s=args.start, duration_s=args.duration, max_side=args.max_side,
                                 progress=progress)
     finally:
         progress.close()
     from .metrics import format_summary
 
     print(format_summary(report["video_metrics"]))
-    if report.get("audio_metrics") and report["audio_metrics"].get("si_sdr_db") is not None:
-        a = report["audio_metrics"]
-        print(f"audio: SI-SDR {a['si_sdr_db']:.2f} dB, mel distance {a['mel_distance']:.3f}")
+    a = report.get("audio_metrics") or {}
+    if a.get("available") is False:
+        print(f"audio: not scored ({a.get('reason')})")
+    elif a:
+        sdr, mel = a.get("si_sdr_db"), a.get("mel_distance")
+        print(f"audio: SI-SDR {'n/a' if sdr is None else f'{sdr:.2f} dB'}, "
+              f"mel distance {'n/a' if mel is None else f'{mel:.3f}'}" + (f" ({a['note']})" if a.get("note") else ""))
     if args.json:
         from .metrics import json_safe
 
@@ -278,24 +298,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reconstruct", help="token file -> reconstructed video (+ audio)")
     r.add_argument("tokens", help="a .safetensors token file written by avtok")
-    r.add_argument("--out-dir", "-o", default="avtok_out")
-    r.add_argument("--nickname", "-n", default=None)
+    r.add_argument("--out-dir", "-o", default="avtok_out",
+                   help="folder for <nick>_reconstructed{,_visual}.mp4 and _audio.wav (default ./avtok_out)")
+    r.add_argument("--nickname", "-n", default=None, help="name stem of the outputs (default: the token file's)")
     _add_run_options(r, setting=False)
     r.set_defaults(func=_cmd_reconstruct)
 
     i = sub.add_parser("info", help="describe a video (with token estimates) or a token file")
-    i.add_argument("file")
-    i.add_argument("--window", "-w", type=int, default=DEFAULT_WINDOW)
+    i.add_argument("file", help="a video, or a .safetensors token file")
+    i.add_argument("--window", "-w", type=int, default=DEFAULT_WINDOW,
+                   help=f"window for the token estimates (default {DEFAULT_WINDOW})")
+    i.add_argument("--start", type=float, default=0.0, metavar="SEC", help="estimate for a trim starting here")
+    i.add_argument("--duration", type=float, default=None, metavar="SEC", help="estimate for a trim this long")
+    i.add_argument("--max-side", type=int, default=None, metavar="PX", help="estimate at this resolution cap")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(func=_cmd_info)
 
     c = sub.add_parser("compare", help="score any reconstruction against its original (PSNR/SSIM/LPIPS, audio)")
-    c.add_argument("original")
-    c.add_argument("reconstruction")
-    c.add_argument("--lpips", choices=["auto", "vgg", "alex", "off"], default="auto")
-    c.add_argument("--device", default=None)
+    c.add_argument("original", help="the reference video")
+    c.add_argument("reconstruction", help="the video to score (same frame count; same size, or +1 px of even padding)")
+    c.add_argument("--start", type=float, default=0.0, metavar="SEC",
+                   help="use the original from this time (to match a trimmed run)")
+    c.add_argument("--duration", type=float, default=None, metavar="SEC", help="use this much of the original")
+    c.add_argument("--max-side", type=int, default=None, metavar="PX",
+                   help="scale the original as a run with this resolution cap did")
+    c.add_argument("--lpips", choices=["auto", "vgg", "alex", "off"], default="auto",
+                   help="LPIPS backbone (default auto: VGG on GPU, AlexNet on CPU)")
+    c.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     c.add_argument("--json", default=None, metavar="FILE", help="write the full report (per-frame arrays) here")
-    c.add_argument("--quiet", "-q", action="store_true")
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_compare)
 
     s = sub.add_parser("settings", help="list the six settings and whether their weights are found")
@@ -313,6 +344,11 @@ def _run(func, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; no outputs were written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) stopped early: not an error of ours; silence the final flush
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except AvtokError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_ERROR
@@ -356,10 +392,13 @@ def tokenize_video_main(argv: list[str] | None = None) -> int:
     p.add_argument("spatial_factor", help="8 or 16")
     p.add_argument("output_tokens_dir")
     p.add_argument("reconstructed_dir")
-    p.add_argument("--window", "-w", type=int, default=DEFAULT_WINDOW)
-    p.add_argument("--codebooks", type=int, default=DAC_CODEBOOKS)
-    p.add_argument("--no-metrics", action="store_true")
-    p.add_argument("--lpips", choices=["auto", "vgg", "alex", "off"], default="auto")
+    p.add_argument("--window", "-w", type=int, default=DEFAULT_WINDOW, metavar="FRAMES",
+                   help=f"temporal window, 1+tf*k frames (default {DEFAULT_WINDOW}; the seed tool used 129)")
+    p.add_argument("--codebooks", type=int, default=DAC_CODEBOOKS, metavar="N",
+                   help="DAC codebooks 1-9 (default 9); 0 = no audio tokens")
+    p.add_argument("--no-metrics", action="store_true", help="skip PSNR/SSIM/LPIPS and audio metrics")
+    p.add_argument("--lpips", choices=["auto", "vgg", "alex", "off"], default="auto",
+                   help="LPIPS backbone (default auto: VGG on GPU, AlexNet on CPU)")
     _add_run_options(p, setting=False)
     args = p.parse_args(argv)
     args.no_audio = False
@@ -369,7 +408,11 @@ def tokenize_video_main(argv: list[str] | None = None) -> int:
         from .pipeline import tokenize
 
         setting = VisualSetting.from_flags(a.is_discrete, a.temporal_factor, a.spatial_factor)
+        if not Path(a.orig_video_dir).is_dir():
+            raise AvtokError(f"{a.orig_video_dir}: orig_video_dir is not a folder")
         src = Path(a.orig_video_dir) / a.orig_video_file
+        if not src.exists():
+            raise AvtokError(f"{src}: file not found")
         config = _config(a, setting)
         progress = _Progress(a.quiet)
         try:

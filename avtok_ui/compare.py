@@ -19,14 +19,23 @@ from .errors import AvtokError
 
 
 def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: str = "auto",
-                   device: str | None = None, batch: int = 16,
+                   device: str | None = None, batch: int = 16, start_s: float = 0.0,
+                   duration_s: float | None = None, max_side: int | None = None,
                    progress: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
     """Return ``{"video_metrics", "per_frame", "audio_metrics", "original", "reconstruction"}``."""
     from .metrics import AudioMetrics, VideoMetrics
 
     progress = progress or (lambda s, d, t: None)
+    from .pipeline import capped_size
+
     a_path, b_path = Path(original), Path(reconstruction)
     a_info, b_info = media.probe(a_path), media.probe(b_path)
+    # the original as a trimmed / capped run saw it
+    size = capped_size(a_info.width, a_info.height, max_side)
+    if size is not None:
+        import dataclasses
+
+        a_info = dataclasses.replace(a_info, width=size[0], height=size[1])
     # an odd-sized source's reconstruction is padded to even for H.264 (one replicated row/column): crop it
     crop = (b_info.width - a_info.width, b_info.height - a_info.height) in ((0, 0), (0, 1), (1, 0), (1, 1))
     if not crop:
@@ -40,8 +49,13 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
         device = "cuda" if torch.cuda.is_available() else "cpu"
     from .pipeline import lpips_net
 
-    vm = VideoMetrics(lpips=None if lpips == "off" else "auto", lpips_net=lpips_net(lpips, device), device=device)
-    ia = media.iter_windows(a_path, batch, info=a_info)
+    vm = VideoMetrics(lpips=None if lpips == "off" else "auto", lpips_net=lpips_net(lpips, device), device=device,
+                      scored_on="the two files' decoded uint8 RGB frames (a reconstruction's H.264 round trip "
+                                "included)")
+    if size is not None:
+        vm.resolution_note = f"original resized to {size[0]}x{size[1]} (--max-side) before scoring"
+    ia = media.iter_windows(a_path, batch, info=media.probe(a_path), start_s=start_s, duration_s=duration_s,
+                            size=size)
     ib = media.iter_windows(b_path, batch, info=b_info)
     n_a = n_b = 0
     buf_a = np.zeros((0, a_info.height, a_info.width, 3), np.uint8)
@@ -70,9 +84,8 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
     }
     if a_info.audio is not None and b_info.audio is not None:
         score = AudioMetrics(44100, "both files' audio at 44.1 kHz mono, on the video timeline")
-        ra = media.read_audio(a_path, info=a_info, sample_rate=44100, mono=True)
-        rb = media.read_audio(b_path, info=b_info, sample_rate=44100, mono=True,
-                              duration_s=a_info.duration_s)
+        ra = media.read_audio(a_path, sample_rate=44100, mono=True, start_s=start_s, duration_s=duration_s)
+        rb = media.read_audio(b_path, info=b_info, sample_rate=44100, mono=True)
         ba = bb = np.zeros(0, np.float32)
         for ca, cb in itertools.zip_longest(ra, rb):
             if ca is not None:

@@ -235,6 +235,7 @@ class VideoMetrics:
         )
         self.batch = max(1, int(batch))
         self.scored_on = scored_on
+        self.resolution_note = "no resize or subsampling by the scorer"
         self._lpips: LPIPS | None = None
         self.lpips_unavailable: str | None = None
         if isinstance(lpips, LPIPS):
@@ -298,7 +299,8 @@ class VideoMetrics:
         if self._lpips is not None:
             conv["lpips"] = f"{self._lpips.description}, mean over frames"
         conv["resolution"] = (
-            f"native {self.width}x{self.height}, {self.n_frames} frames as given (no resize, no subsampling)"
+            f"{self.width}x{self.height}, {self.n_frames} frames as given to the scorer "
+            f"({self.resolution_note})"
         )
         return conv
 

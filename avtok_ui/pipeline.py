@@ -160,13 +160,20 @@ class _Staging:
     def __init__(self) -> None:
         self._dirs: dict[Path, Path] = {}
         self._planned: list[tuple[Path, Path]] = []
+        self._stale: list[Path] = []
+        self._created: list[Path] = []
 
     def path_for(self, final: Path) -> Path:
         final = Path(final)
         parent = final.parent.resolve()
-        parent.mkdir(parents=True, exist_ok=True)
         if parent not in self._dirs:
-            self._dirs[parent] = Path(tempfile.mkdtemp(prefix=".avtok-staging-", dir=parent))
+            missing = [p for p in (parent, *parent.parents) if not p.exists()]
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+                self._created.extend(missing)  # deepest first: removed on abort if still empty
+                self._dirs[parent] = Path(tempfile.mkdtemp(prefix=".avtok-staging-", dir=parent))
+            except OSError as err:
+                raise AvtokError(f"{parent}: output folder is not writable ({err.strerror or err})") from None
         tmp = self._dirs[parent] / final.name
         self._planned.append((tmp, parent / final.name))
         return tmp
@@ -177,17 +184,29 @@ class _Staging:
         self._planned.pop()
         return self._dirs[Path(folder).resolve()] / name
 
+    def replaces(self, final: Path) -> None:
+        """``final`` is an output of a previous run under the same name that this run does not produce:
+        it is deleted at commit, so a re-run never mixes old and new files."""
+        self._stale.append(Path(final))
+
     def commit(self) -> None:
         for tmp, final in self._planned:
             if tmp.exists():
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, final)
+        for old in self._stale:
+            old.unlink(missing_ok=True)
+        self._created.clear()
         self.abort()
 
     def abort(self) -> None:
         for d in self._dirs.values():
             shutil.rmtree(d, ignore_errors=True)
         self._dirs.clear()
+        for d in self._created:
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only if still empty
+        self._created.clear()
 
 
 class _Clock:
@@ -291,6 +310,10 @@ def tokenize(
         visual_path = stage.path_for(recon_dir / names["visual_video"])
         video_path = stage.path_for(recon_dir / names["video"])
         audio_out = stage.path_for(recon_dir / names["audio_wav"]) if do_audio else None
+        if metrics_path is None:
+            stage.replaces(tokens_dir / names["metrics"])
+        if audio_out is None:
+            stage.replaces(recon_dir / names["audio_wav"])
         extract_final = Path(extracted_wav) if (extracted_wav and do_audio) else None
         # the DAC input is kept (staged) for audio metrics even when the user did not ask for it
         if extract_final is not None:
@@ -328,6 +351,9 @@ def tokenize(
 
             vmetrics = VideoMetrics(lpips=None if config.lpips == "off" else "auto",
                                     lpips_net=lpips_net(config.lpips, cosmos.device), device=cosmos.device)
+            if size is not None:
+                vmetrics.resolution_note = (f"source {info.width}x{info.height} resized to {width}x{height} "
+                                            "before tokenizing (resolution cap); scored at that size")
         pts_all: list[np.ndarray] = []
         times_all: list[np.ndarray] = []
         # pts origin = the audio's sample 0 (start of the clip), so a trim keeps its sub-frame A/V offset
@@ -370,6 +396,7 @@ def tokenize(
 
             meta = _make_meta(config, info, source, width, height, n_frames, duration, codes, n_samples)
             meta.clip["pts_origin"] = pts_origin
+            meta.weights = _weights_used(models)
             _check_cancel(cancel)
             progress("write tokens", 0, 1)
             tw.finish(meta, frame_pts, codes, offsets)
@@ -467,8 +494,8 @@ def _make_meta(config: RunConfig, info: media.VideoInfo, source: Path, width: in
         tokenizer=s.hub_id,
         source={
             "file": source.name, "width": info.width, "height": info.height, "fps": _frac(info.fps),
-            "avg_fps": _frac(info.avg_fps), "time_base": _frac(info.time_base), "n_frames": n_frames,
-            "duration_s": duration, "rotation": info.rotation, "start_s": info.start_s,
+            "avg_fps": _frac(info.avg_fps), "time_base": _frac(info.time_base), "n_frames": info.n_frames,
+            "duration_s": info.duration_s, "rotation": info.rotation, "start_s": info.start_s,
             "pix_fmt": info.pix_fmt, "codec": info.codec, "file_size": info.file_size,
         },
         window=config.window,
@@ -478,11 +505,34 @@ def _make_meta(config: RunConfig, info: media.VideoInfo, source: Path, width: in
             "spatial": "replicate bottom/right to a multiple of the spatial factor, cropped after decoding",
             "temporal": "each window edge-padded (last frame repeated) to 1+tf*k frames, cropped after decoding",
         },
-        clip={"start_s": config.start_s, "duration_s": config.duration_s, "width": width, "height": height,
+        clip={"start_s": config.start_s, "requested_duration_s": config.duration_s, "duration_s": duration,
+              "n_frames": n_frames, "width": width, "height": height,
               "resized": (width, height) != (info.width, info.height)},
         audio=audio,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def _file_id(path: Any) -> dict[str, Any] | None:
+    """Which weight file was used: path, size and the first 16 hex digits of its SHA-256."""
+    if path is None or not Path(path).is_file():
+        return None
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"path": str(path), "bytes": Path(path).stat().st_size, "sha256_16": h.hexdigest()[:16]}
+
+
+def _weights_used(models: Models) -> dict[str, Any]:
+    c = models.cosmos
+    out = {"encoder": _file_id(getattr(c, "encoder_path", None)),
+           "decoder": _file_id(getattr(c, "decoder_path", None))}
+    if models.dac is not None:
+        out["dac"] = _file_id(getattr(models.dac, "weights_path", None))
+    return out
 
 
 def _frac(x: Fraction | float | None) -> str | None:
@@ -560,6 +610,8 @@ def reconstruct(
         visual_path = stage.path_for(out_dir / names["visual_video"])
         video_path = stage.path_for(out_dir / names["video"])
         audio_out = stage.path_for(out_dir / names["audio_wav"]) if has_audio else None
+        if audio_out is None:
+            stage.replaces(out_dir / names["audio_wav"])
         pts = tf.frame_pts.numpy()
         n_windows = len(tf.window_frames)
         pos = 0

@@ -67,6 +67,7 @@ class TokenMeta:
     padding: dict[str, Any]
     clip: dict[str, Any] = field(default_factory=dict)
     audio: dict[str, Any] | None = None
+    weights: dict[str, Any] = field(default_factory=dict)
     tool_version: str = __version__
     created: str = ""
 
@@ -300,6 +301,10 @@ def load_tokens(path: str | Path, *, visual: bool = True) -> TokenFile:
     path = Path(path)
     if not path.is_file():
         raise TokenFileError(f"{path}: token file not found")
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide") or head[:4] == b"\x1aE\xdf\xa3":
+        raise TokenFileError(f"{path.name}: this is a video, not a token file (use `avtok tokenize` first)")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = TokenMeta.from_metadata(f.metadata() or {}, path)

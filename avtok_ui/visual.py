@@ -453,6 +453,8 @@ class CosmosTokenizer:
         except torch.OutOfMemoryError as e:
             raise torch.OutOfMemoryError(f"{self._setting.name}: {one_line_error(e)}") from None
         except (RuntimeError, NotImplementedError, ValueError, TypeError, IndexError) as e:
+            if "KeyboardInterrupt" in str(e):  # TorchScript wraps Ctrl-C in a RuntimeError
+                raise KeyboardInterrupt from None
             msg = one_line_error(e)
             where = f"{path}" if path is not None else self._setting.name
             if self._dtype != self._native and _is_dtype_error(msg):

@@ -72,10 +72,14 @@ def test_order_explicit_then_env_then_cache(tmp_path: Path, monkeypatch: pytest.
     assert resolve_cosmos(CV) == env_folder
     explicit = make_folder(tmp_path / "explicit" / CV.repo_name)
     assert resolve_cosmos(CV, tmp_path / "explicit") == explicit
-    # an explicit folder without the files falls through to the next place
-    assert resolve_cosmos(CV, tmp_path / "nowhere") == env_folder
+    # an existing explicit folder without this setting's files falls through to the next place
+    (tmp_path / "partial").mkdir()
+    assert resolve_cosmos(CV, tmp_path / "partial") == env_folder
     monkeypatch.delenv("AVTOK_CHECKPOINTS")
-    assert resolve_cosmos(CV, tmp_path / "nowhere") == cached
+    assert resolve_cosmos(CV, tmp_path / "partial") == cached
+    # a mistyped (non-existent) explicit folder is an error, never silently replaced by another copy
+    with pytest.raises(CheckpointError, match="nowhere: checkpoint folder does not exist"):
+        resolve_cosmos(CV, tmp_path / "nowhere")
 
 
 def test_env_root_itself_is_not_a_setting_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,7 +229,8 @@ def test_dac_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_dac(explicit) == explicit
     assert resolve_dac(env.parent) == env  # a folder holding the weights
     assert resolve_dac(tmp_path / "env") == env  # a checkpoint root holding dac/
-    assert resolve_dac(tmp_path / "missing.pth") == env  # falls through
+    with pytest.raises(CheckpointError, match="missing.pth: DAC weights not found"):
+        resolve_dac(tmp_path / "missing.pth")  # an explicit wrong path is an error, not a fall-through
 
 
 def test_dac_missing_offline_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,9 +239,13 @@ def test_dac_missing_offline_is_one_line(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(dac.utils, "download", lambda **k: (_ for _ in ()).throw(AssertionError("called")))
     with pytest.raises(CheckpointError) as err:
         resolve_dac(tmp_path / "nope.pth")
+    assert_one_line(str(err.value))
+    assert str(tmp_path / "nope.pth") in str(err.value) and DAC_WEIGHTS_NAME in str(err.value)
+    with pytest.raises(CheckpointError) as err:
+        resolve_dac()
     msg = str(err.value)
     assert_one_line(msg)
-    for needle in (DAC_WEIGHTS_NAME, "AVTOK_CHECKPOINTS", str(tmp_path / "nope.pth"), "HF_HUB_OFFLINE",
+    for needle in (DAC_WEIGHTS_NAME, "AVTOK_CHECKPOINTS", "HF_HUB_OFFLINE",
                    "python -m dac download"):
         assert needle in msg, needle
 

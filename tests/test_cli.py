@@ -117,3 +117,60 @@ def test_console_scripts_installed(src_dir, checkpoints_env, tmp_path):
                         "--lpips", "off", "-q"], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
     assert "inf" in p.stdout.lower() or "∞" in p.stdout
+
+
+def test_rerun_removes_outputs_the_new_run_does_not_make(src_dir, checkpoints_env, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["tokenize", str(src_dir / "clip.mp4"), "-o", str(out), "-n", "same", "-q", "--lpips", "off"]) == 0
+    assert (out / "same_metrics.json").exists() and (out / "same_reconstructed_audio.wav").exists()
+    assert main(["tokenize", str(src_dir / "clip.mp4"), "-o", str(out), "-n", "same", "-q", "-s", "CV8x8x8",
+                 "--no-audio", "--no-metrics"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "same.safetensors", "same_reconstructed.mp4", "same_reconstructed_visual.mp4"]
+
+
+def test_unwritable_output_and_no_empty_folders(src_dir, checkpoints_env, tmp_path, capsys):
+    if os.geteuid() == 0:
+        blocker = tmp_path / "file-not-dir"
+        blocker.write_text("x")
+        target = blocker / "sub"  # a folder cannot be created under a file, even as root
+    else:
+        target = tmp_path / "ro" / "sub"
+        (tmp_path / "ro").mkdir(mode=0o500)
+    assert main(["tokenize", str(src_dir / "clip.mp4"), "-o", str(target), "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "output folder is not writable" in err and "internal" not in err
+    # a failing run does not leave the empty folders it created
+    deep = tmp_path / "a" / "b"
+    assert tokenize_video_main([str(src_dir), "notes.mp4", "n", "1", "8", "8", str(deep / "t"), str(deep / "r"),
+                                "-q"]) == 1
+    assert not (tmp_path / "a").exists()
+
+
+def test_reconstruct_given_a_video_and_missing_dir(src_dir, tmp_path, capsys):
+    assert main(["reconstruct", str(src_dir / "clip.mp4"), "-o", str(tmp_path)]) == 1
+    assert "is a video, not a token file" in capsys.readouterr().err
+    assert tokenize_video_main([str(tmp_path / "nodir"), "clip.mp4", "n", "1", "8", "8", "t", "r"]) == 1
+    assert f"{tmp_path / 'nodir'}: orig_video_dir is not a folder" in capsys.readouterr().err
+
+
+def test_compare_matches_a_trimmed_run(src_dir, checkpoints_env, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["tokenize", str(src_dir / "clip.mp4"), "-o", str(out), "--start", "0.2", "--duration", "0.4",
+                 "-q", "--lpips", "off"]) == 0
+    capsys.readouterr()
+    js = tmp_path / "c.json"
+    assert main(["compare", str(src_dir / "clip.mp4"), str(out / "clip_reconstructed_visual.mp4"),
+                 "--start", "0.2", "--duration", "0.4", "--lpips", "off", "-q", "--json", str(js)]) == 0
+    rep = json.loads(js.read_text())
+    run = json.loads((out / "clip_metrics.json").read_text())
+    assert rep["video_metrics"]["n_frames"] == run["video_metrics"]["n_frames"] == 10
+    # compare scores the H.264 file, the run the decoder's frames: close, not equal
+    assert abs(rep["video_metrics"]["psnr"] - run["video_metrics"]["psnr"]) < 1.0
+    assert "H.264 round trip" in rep["video_metrics"]["conventions"]["scored_on"]
+
+
+def test_info_pipe_closed_early(src_dir):
+    p = subprocess.run(f"'{BIN / 'avtok'}' info '{src_dir / 'clip.mp4'}' | head -1", shell=True,
+                       capture_output=True, text=True)
+    assert "clip.mp4" in p.stdout and "error" not in p.stderr.lower()

@@ -153,7 +153,8 @@ def test_trim_and_resolution_cap(checkpoints_env, tmp_path):
     assert res.report["evaluated"]["duration_s"] == pytest.approx(1.0, abs=1e-6)
     tf = load_tokens(res.tokens)
     off = tf.audio_latent_offsets.numpy()
-    assert tf.meta.source["duration_s"] == pytest.approx(1.0, abs=1e-6)
+    assert tf.meta.clip["duration_s"] == pytest.approx(1.0, abs=1e-6) and tf.meta.clip["n_frames"] == 25
+    assert tf.meta.source["duration_s"] == pytest.approx(2.0, abs=1e-6)  # the source itself
     for i, (start, _e) in enumerate(tf.latent_source_frames.numpy()):
         assert off[i] == code_frame_boundary(start / 25)  # clip frame k starts at k/25 s
     assert off[-1] == tf.audio_codes.shape[1] == int(np.ceil(44100 / 512))
