@@ -469,23 +469,23 @@ def si_sdr(reference: np.ndarray | Tensor, estimate: np.ndarray | Tensor) -> flo
     return 10.0 * math.log10(tt / nn_)
 
 
+# Slaney mel scale (librosa's default): linear below 1 kHz, logarithmic above
+_MEL_F_SP = 200.0 / 3
+_MEL_MIN_LOG_HZ = 1000.0
+_MEL_MIN_LOG_MEL = _MEL_MIN_LOG_HZ / _MEL_F_SP
+_MEL_LOGSTEP = math.log(6.4) / 27.0
+
+
 def _hz_to_mel_slaney(f: np.ndarray) -> np.ndarray:
     f = np.asarray(f, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = math.log(6.4) / 27.0
-    lin = f / f_sp
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, lin)
+    log_part = _MEL_MIN_LOG_MEL + np.log(np.maximum(f, 1e-10) / _MEL_MIN_LOG_HZ) / _MEL_LOGSTEP
+    return np.where(f >= _MEL_MIN_LOG_HZ, log_part, f / _MEL_F_SP)
 
 
 def _mel_to_hz_slaney(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = math.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+    log_part = _MEL_MIN_LOG_HZ * np.exp(_MEL_LOGSTEP * (m - _MEL_MIN_LOG_MEL))
+    return np.where(m >= _MEL_MIN_LOG_MEL, log_part, _MEL_F_SP * m)
 
 
 def mel_filterbank(
