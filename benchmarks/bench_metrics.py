@@ -1,9 +1,13 @@
 """Per-frame cost of the video metrics at 720p (PSNR, SSIM, LPIPS) on CPU and, if present, CUDA.
 
 LPIPS runs with a seeded random-init trunk (the real ImageNet trunk weights are not downloadable here);
-the cost is the same as with real weights. Also checks SSIM against scikit-image on the same frames.
+the cost is the same as with real weights. Also checks SSIM against scikit-image on the same frames, and
+prints the tokenizer's own cost per frame beside the metrics' (encode + decode of one 17-frame window):
+with ``--checkpoints DIR`` the real Cosmos files of ``--setting``, otherwise the tiny stand-ins (whose cost
+is NOT Cosmos's; the real files' CPU cost measured on this kind of machine is quoted for scale).
 
     .venv/bin/python benchmarks/bench_metrics.py [--frames 4] [--height 720] [--width 1280] [--no-lpips]
+                                                 [--checkpoints DIR --setting DV8x16x16]
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ def main() -> None:
     ap.add_argument("--no-lpips", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--nets", default="vgg,alex", help="LPIPS trunks to time")
+    ap.add_argument("--setting", default="DV8x16x16", help="Cosmos setting for the tokenizer's cost")
+    ap.add_argument("--checkpoints", default=None, help="real Cosmos checkpoints (default: tiny stand-ins)")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -74,6 +80,11 @@ def main() -> None:
         for label, fn in rows:
             per = _time(fn, dev, args.repeat) / t
             print(f"  {label:30s} {per * 1e3:9.2f} ms/frame")
+        tok_label, tok_per = _tokenizer_cost(args, dev, a_np[:1])
+        print(f"  {tok_label:30s} {tok_per * 1e3:9.2f} ms/frame   (encode + decode, 17-frame window)")
+        if args.checkpoints is None and dev.type == "cpu":
+            print("  (real files on a 2-core CPU, COSMOS_JIT.md: CV8x16x16 ~2,400 ms/frame, DV4x8x8 ~10,000 ms/frame "
+                  "at 720p)")
         if dev.type == "cpu":
             try:
                 from skimage.metrics import structural_similarity
@@ -92,6 +103,33 @@ def main() -> None:
             print(
                 f"  {'skimage SSIM (reference)':30s} {sk * 1e3:9.2f} ms/frame   max |ours - skimage| = {d:.2e}"
             )
+
+
+def _tokenizer_cost(args: argparse.Namespace, dev: torch.device, frame: np.ndarray) -> tuple[str, float]:
+    """Seconds per frame of Cosmos encode + decode of one 17-frame window on ``dev``."""
+    import tempfile
+    from pathlib import Path
+
+    from avtok_ui.settings import VisualSetting
+    from avtok_ui.visual import CosmosTokenizer
+
+    setting = VisualSetting.parse(args.setting)
+    ckpt = args.checkpoints
+    label = f"Cosmos {setting.name}"
+    if ckpt is None:
+        from avtok_ui.testing.tiny_cosmos import build_tiny_cosmos
+
+        ckpt = tempfile.mkdtemp(prefix="avtok-bench-ckpt-")
+        build_tiny_cosmos(setting, Path(ckpt))
+        label += " (tiny stand-in)"
+    tok = CosmosTokenizer.from_pretrained(setting, ckpt, device=str(dev), allow_download=False)
+    window = np.repeat(frame, 17, axis=0)
+
+    def run() -> None:
+        tokens = tok.encode_window(window)
+        tok.decode_window(tokens, 17, window.shape[1], window.shape[2])
+
+    return label, _time(run, dev, 1) / 17
 
 
 if __name__ == "__main__":
