@@ -53,8 +53,20 @@ def token_readouts(tf: Any, token_file_bytes: int, source_file_bytes: int | None
         n_q, n_code = (int(x) for x in tf.audio_codes.shape)
     else:
         n_q, n_code = 0, 0
-    return _summarise(setting, int(t), int(h), int(w), n_q, n_code, duration_s, n_frames, height, width,
-                      token_file_bytes, source_file_bytes)
+    out = _summarise(setting, int(t), int(h), int(w), n_q, n_code, duration_s, n_frames, height, width,
+                     token_file_bytes, source_file_bytes)
+    if getattr(tf, "audio_latent_offsets", None) is not None:
+        per = [int(b - a) for a, b in zip(tf.audio_latent_offsets.tolist()[:-1], tf.audio_latent_offsets.tolist()[1:],
+                                          strict=True)]
+        counts: dict[str, int] = {}
+        for v in per:
+            counts[str(v)] = counts.get(str(v), 0) + 1
+        out["audio_code_frames_per_latent"] = {
+            "min": min(per), "max": max(per), "mean": sum(per) / len(per),
+            "histogram": dict(sorted(counts.items(), key=lambda kv: int(kv[0]))),
+            "note": "a window's first latent covers 1 frame, the others tf frames (fewer at a video's end)",
+        }
+    return out
 
 
 def _summarise(setting: VisualSetting, t: int, h: int, w: int, n_q: int, n_code: int, duration_s: float,

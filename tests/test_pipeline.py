@@ -103,6 +103,9 @@ def test_alignment_and_token_file(clip25, checkpoints_env, tmp_path):
     assert m.audio["codebooks"] == 9 and m.audio["sample_rate"] == 44100
     assert m.tokenizer == "nvidia/Cosmos-0.1-Tokenizer-DV8x16x16"
     assert tf.frame_pts.shape == (30,)
+    cpl = res.report["readouts"]["audio_code_frames_per_latent"]
+    assert sum(int(k) * v for k, v in cpl["histogram"].items()) == n_codes
+    assert sum(cpl["histogram"].values()) == tf.visual.shape[1]
 
 
 @pytest.mark.slow
