@@ -191,6 +191,15 @@ def _download(setting: VisualSetting) -> tuple[Path | None, str]:
     return paths[0].parent, ""
 
 
+def _download_blocked(allow_download: bool) -> str | None:
+    """Why no download may be tried (for the "looked at" list), or None when one may."""
+    if not allow_download:
+        return "download not allowed"
+    if is_offline():
+        return "download skipped (HF_HUB_OFFLINE is set)"
+    return None
+
+
 def resolve_cosmos(
     setting: VisualSetting,
     checkpoint_dir: str | Path | None = None,
@@ -228,10 +237,9 @@ def resolve_cosmos(
         if folder is not None and _complete(folder):
             return folder
     looked.append(f"the Hugging Face cache {_hf_cache_label()} ({setting.hub_id}, {setting.legacy_hub_id})")
-    if not allow_download:
-        looked.append("download not allowed")
-    elif is_offline():
-        looked.append("download skipped (HF_HUB_OFFLINE is set)")
+    blocked = _download_blocked(allow_download)
+    if blocked:
+        looked.append(blocked)
     else:
         folder, reason = _download(setting)
         if folder is not None:
@@ -287,10 +295,9 @@ def resolve_dac(path: str | Path | None = None, *, allow_download: bool = True) 
     if cache.is_file():
         return cache
     looked.append(f"{cache} (DAC's cache)")
-    if not allow_download:
-        looked.append("download not allowed")
-    elif is_offline():
-        looked.append("download skipped (HF_HUB_OFFLINE is set)")
+    blocked = _download_blocked(allow_download)
+    if blocked:
+        looked.append(blocked)
     else:
         unreachable = _unreachable(DAC_URL)
         try:
