@@ -324,4 +324,4 @@ def test_requirements_txt_is_in_sync_with_pyproject():
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in (ROOT / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
-    assert "gradio>=5.0" in lines and any(ln.startswith("torch") for ln in lines)
+    assert "gradio>=6.0" in lines and any(ln.startswith("torch") for ln in lines)
