@@ -57,10 +57,12 @@ def test_uint8_frames_equal_reference_conversion(dtype):
     video = (torch.randn(3, 4, 9, 11, generator=g) * 1.5).to(dtype)  # values beyond [-1, 1] must clamp
     video[0, 0, 0, :4] = torch.tensor([-1.0, 1.0, 0.0, 7.0], dtype=dtype)
     ref = tensor_to_frames(video)
-    got = to_uint8_frames(video).numpy()
+    got = to_uint8_frames(video)
     assert got.shape == ref.shape == (4, 9, 11, 3) and got.dtype == np.uint8
     assert np.array_equal(got, ref)
     assert got[0, 0, :4, 0].tolist() == [0, 255, 128, 255]
+    # a cropped (non-contiguous) view converts like its copy
+    assert np.array_equal(to_uint8_frames(video[:, 1:3, 2:7, 3:9]), tensor_to_frames(video[:, 1:3, 2:7, 3:9]))
 
 
 # ----------------------------------------------------------------------------------------------------

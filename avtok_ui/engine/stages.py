@@ -186,7 +186,7 @@ def recon_stage(inp: Channel, writer_args: dict[str, Any] | None, metrics_out: C
     try:
         for item in inp:
             with clock("convert out"):
-                recon = to_uint8_frames(item.video).cpu().numpy()
+                recon = to_uint8_frames(item.video)
             item.video = None
             if writer is not None:
                 with clock("write video"):
