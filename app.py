@@ -71,14 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    demo, kwargs, service = create_app(
-        checkpoint_dir=args.checkpoints, allow_download=args.allow_download,
-        max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
-    )
-    summary = service.missing_summary()
-    if summary:  # the console says what the page's banner says
-        print(f"[avtok-ui] {summary}", file=sys.stderr, flush=True)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **kwargs)
+    try:
+        demo, kwargs, service = create_app(
+            checkpoint_dir=args.checkpoints, allow_download=args.allow_download,
+            max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
+        )
+        summary = service.missing_summary()
+        if summary:  # the console says what the page's banner says
+            print(f"[avtok-ui] {summary}", file=sys.stderr, flush=True)
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share, **kwargs)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the server was up: no traceback
+        return 130
     return 0
 
 
