@@ -30,7 +30,11 @@ __all__ = [
     "resolve_cosmos",
     "resolve_dac",
     "missing_checkpoints",
+    "require_weights",
+    "describe_weight_file",
+    "PUBLISHED_MB",
     "is_offline",
+    "download_blocked",
     "download_command",
 ]
 
@@ -191,8 +195,9 @@ def _download(setting: VisualSetting) -> tuple[Path | None, str]:
     return paths[0].parent, ""
 
 
-def _download_blocked(allow_download: bool) -> str | None:
-    """Why no download may be tried (for the "looked at" list), or None when one may."""
+def download_blocked(allow_download: bool) -> str | None:
+    """Why no download may be tried (for the "looked at" list), or None when one may. The one rule for every
+    weight file (Cosmos, DAC, the LPIPS trunk): allowed by the caller and ``HF_HUB_OFFLINE`` not set."""
     if not allow_download:
         return "download not allowed"
     if is_offline():
@@ -237,7 +242,7 @@ def resolve_cosmos(
         if folder is not None and _complete(folder):
             return folder
     looked.append(f"the Hugging Face cache {_hf_cache_label()} ({setting.hub_id}, {setting.legacy_hub_id})")
-    blocked = _download_blocked(allow_download)
+    blocked = download_blocked(allow_download)
     if blocked:
         looked.append(blocked)
     else:
@@ -295,7 +300,7 @@ def resolve_dac(path: str | Path | None = None, *, allow_download: bool = True) 
     if cache.is_file():
         return cache
     looked.append(f"{cache} (DAC's cache)")
-    blocked = _download_blocked(allow_download)
+    blocked = download_blocked(allow_download)
     if blocked:
         looked.append(blocked)
     else:
@@ -314,13 +319,90 @@ def resolve_dac(path: str | Path | None = None, *, allow_download: bool = True) 
     raise CheckpointError(
         f"DAC weights not found: looked for {DAC_WEIGHTS_NAME} in {'; '.join(looked)}. Get them with "
         f"`python -m dac download` (saves to ~/.cache/descript/dac/), or put the file in "
-        f"${ENV_CHECKPOINTS}/{DAC_SUBDIR}/, or pass its path"
+        f"${ENV_CHECKPOINTS}/{DAC_SUBDIR}/, or pass --dac-weights PATH"
     )
+
+
+def require_weights(
+    setting: VisualSetting,
+    checkpoint_dir: str | Path | None = None,
+    dac_weights: str | Path | None = None,
+    *,
+    need_dac: bool = True,
+    allow_download: bool = True,
+) -> tuple[Path, Path | None]:
+    """Locate every weight file one run needs -- the Cosmos folder and, when ``need_dac``, the DAC file --
+    and report *all* missing pieces in one :class:`CheckpointError` (one line, each piece numbered with the
+    flag that provides it) instead of failing on the first. Returns ``(cosmos_folder, dac_file or None)``."""
+    problems: list[str] = []
+    folder: Path | None = None
+    dac_file: Path | None = None
+    try:
+        folder = resolve_cosmos(setting, checkpoint_dir, allow_download=allow_download)
+    except CheckpointError as e:
+        problems.append(f"{e} (--checkpoints DIR)" if "--checkpoints" not in str(e) else str(e))
+    if need_dac:
+        try:
+            dac_file = resolve_dac(dac_weights, allow_download=allow_download)
+        except CheckpointError as e:
+            problems.append(f"{e} (--dac-weights PATH)" if "--dac-weights" not in str(e) else str(e))
+    if len(problems) == 1:
+        raise CheckpointError(problems[0])
+    if problems:
+        raise CheckpointError(f"{len(problems)} weight files missing for this run: "
+                              + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
+    assert folder is not None
+    return folder, dac_file
 
 
 # ----------------------------------------------------------------------------------------------------
 # overview for the app / `avtok settings`
 # ----------------------------------------------------------------------------------------------------
+#: Approximate sizes (MB = 1e6 bytes) of the published files, as the Hub lists them (61-133 MB): the Cosmos
+#: JIT files hold bf16 weights, 2 bytes per parameter; the released DAC file holds 76.7 M fp32 parameters.
+#: A file far off these sizes (e.g. a random-weight test stand-in of a few hundred KB) is not the published one.
+PUBLISHED_MB: dict[str, float] = {
+    "CV4x8x8/encoder.jit": 60.6, "CV4x8x8/decoder.jit": 87.8,
+    "CV8x8x8/encoder.jit": 92.6, "CV8x8x8/decoder.jit": 132.4,
+    "CV8x16x16/encoder.jit": 91.0, "CV8x16x16/decoder.jit": 130.8,
+    "DV4x8x8/encoder.jit": 85.4, "DV4x8x8/decoder.jit": 124.0,
+    "DV8x8x8/encoder.jit": 85.8, "DV8x8x8/decoder.jit": 125.4,
+    "DV8x16x16/encoder.jit": 91.0, "DV8x16x16/decoder.jit": 130.8,
+    "dac": 306.8,
+}
+#: Relative size difference beyond which a file is reported as "not the published size".
+SIZE_TOLERANCE = 0.03
+
+
+def _human_size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def sha256_prefix(path: str | Path, n: int = 12, chunk: int = 1 << 20) -> str:
+    """First ``n`` hex digits of the file's SHA-256 (streamed, 1 MiB at a time)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()[:n]
+
+
+def describe_weight_file(path: str | Path, key: str) -> str:
+    """``"<path>: 91.0 MB, sha256 1a2b3c4d5e6f"`` plus, when the size is off the published file's
+    (:data:`PUBLISHED_MB` ``[key]``, e.g. ``"DV8x16x16/encoder.jit"`` or ``"dac"``), a plain warning."""
+    p = Path(path)
+    size = p.stat().st_size
+    text = f"{p}: {_human_size(size)}, sha256 {sha256_prefix(p)}"
+    want = PUBLISHED_MB.get(key)
+    if want is not None and abs(size / 1e6 - want) > SIZE_TOLERANCE * want:
+        text += (f" -- NOT the published file's size (~{want:.1f} MB): a stand-in or another model, "
+                 "not the released weights")
+    return text
 def missing_checkpoints(
     settings: Iterable[VisualSetting],
     checkpoint_dir: str | Path | None = None,

@@ -119,16 +119,27 @@ def _print_result(result, *, quiet: bool = False) -> None:
     if "video_metrics" in r:
         print(format_summary(r["video_metrics"]), file=out)
     if "audio_metrics" in r:
-        a = r["audio_metrics"]
-        sdr = a.get("si_sdr_db")
-        mel = a.get("mel_distance")
-        print(f"audio: SI-SDR {'n/a' if sdr is None else f'{sdr:.2f} dB'}, "
-              f"mel distance {'n/a' if mel is None else f'{mel:.3f}'}", file=out)
+        print(_audio_line(r["audio_metrics"]), file=out)
     t = r.get("timings_s", {})
     if t:
         print(f"time: {t['total']:.1f} s total, {t['model_calls']:.1f} s in model calls", file=out)
     for k, v in result.paths().items():
         print(f"{k:>13}: {v}", file=out)
+
+
+def _audio_line(a: dict[str, Any]) -> str:
+    """``audio: SI-SDR 12.34 dB, mel distance 0.567``; infinity spelled as the PSNR line spells it (∞)."""
+    import math
+
+    sdr, mel = a.get("si_sdr_db"), a.get("mel_distance")
+    if sdr is None or math.isnan(sdr):
+        sdr_text = "n/a"
+    elif math.isinf(sdr):
+        sdr_text = "∞ (identical)" if sdr > 0 else "-∞ dB"
+    else:
+        sdr_text = f"{sdr:.2f} dB"
+    mel_text = "n/a" if mel is None or math.isnan(mel) else f"{mel:.3f}"
+    return f"audio: SI-SDR {sdr_text}, mel distance {mel_text}"
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> int:
@@ -251,7 +262,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         report = compare_videos(args.original, args.reconstruction, lpips=args.lpips, device=args.device,
                                 start_s=args.start, duration_s=args.duration, max_side=args.max_side,
-                                progress=progress)
+                                progress=progress, allow_download=True)  # unless HF_HUB_OFFLINE is set
     finally:
         progress.close()
     from .metrics import format_summary
@@ -261,9 +272,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if a.get("available") is False:
         print(f"audio: not scored ({a.get('reason')})")
     elif a:
-        sdr, mel = a.get("si_sdr_db"), a.get("mel_distance")
-        print(f"audio: SI-SDR {'n/a' if sdr is None else f'{sdr:.2f} dB'}, "
-              f"mel distance {'n/a' if mel is None else f'{mel:.3f}'}" + (f" ({a['note']})" if a.get("note") else ""))
+        print(_audio_line(a) + (f" ({a['note']})" if a.get("note") else ""))
     if args.json:
         from .metrics import json_safe
 
@@ -273,18 +282,38 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_settings(args: argparse.Namespace) -> int:
-    from .checkpoints import missing_checkpoints
-    from .settings import ALL_SETTINGS
+    from .checkpoints import COSMOS_FILES, describe_weight_file, resolve_cosmos, resolve_dac
+    from .errors import CheckpointError
+    from .settings import ALL_SETTINGS, DAC_WEIGHTS_NAME
 
-    missing = missing_checkpoints(ALL_SETTINGS, args.checkpoints)
     for s in ALL_SETTINGS:
-        state = "missing: " + missing[s.name] if s.name in missing else "found"
-        print(f"{s.name:>10}  {s.hub_id:<40} {state}")
-    if "dac" in missing:
-        print(f"{'DAC':>10}  weights_44khz_8kbps_0.0.1.pth            missing: {missing['dac']}")
+        try:
+            folder = resolve_cosmos(s, args.checkpoints, allow_download=False)
+        except CheckpointError as e:
+            print(f"{s.name:>10}  {s.hub_id:<40} missing: {e}")
+            continue
+        print(f"{s.name:>10}  {s.hub_id:<40} found")
+        for f in COSMOS_FILES:
+            print(f"{'':>12}{describe_weight_file(folder / f, f'{s.name}/{f}')}")
+    try:
+        dac_file = resolve_dac(args.dac_weights, allow_download=False)
+    except CheckpointError as e:
+        print(f"{'DAC':>10}  {DAC_WEIGHTS_NAME:<40} missing: {e}")
     else:
-        print(f"{'DAC':>10}  weights_44khz_8kbps_0.0.1.pth            found")
+        print(f"{'DAC':>10}  {DAC_WEIGHTS_NAME:<40} found")
+        print(f"{'':>12}{describe_weight_file(dac_file, 'dac')}")
     return 0
+
+
+class _CommandsFormatter(argparse.HelpFormatter):
+    """argparse measures subcommand names without their extra indent, so a long one ("reconstruct") had
+    its description pushed onto the next line; count that indent."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction) and action.choices:
+            longest = max(len(name) for name in action.choices)
+            self._action_max_length = max(self._action_max_length, longest + self._current_indent + 4)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="avtok",
         description="Audio-visual tokens from .mp4 (NVIDIA Cosmos video tokenizer + Descript Audio Codec), "
                     "their reconstruction, and what they keep.",
+        formatter_class=_CommandsFormatter,
     )
     p.add_argument("--version", action="version", version=f"avtok-ui {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -339,8 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_compare)
 
-    s = sub.add_parser("settings", help="list the six settings and whether their weights are found")
+    s = sub.add_parser("settings", help="list the six settings and the weight files found (path, size, SHA-256)")
     s.add_argument("--checkpoints", default=None, metavar="DIR")
+    s.add_argument("--dac-weights", default=None, metavar="PATH")
     s.set_defaults(func=_cmd_settings)
     return p
 

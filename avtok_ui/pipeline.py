@@ -145,7 +145,11 @@ class Models:
 
 def load_models(config: RunConfig, *, need_audio: bool = True) -> Models:
     """Load the Cosmos tokenizer for ``config.setting`` and, if ``need_audio``, the DAC codec."""
+    from .checkpoints import require_weights
     from .visual import CosmosTokenizer
+
+    require_weights(config.setting, config.checkpoint_dir, config.dac_weights,  # all missing pieces at once
+                    need_dac=need_audio and config.codebooks > 0, allow_download=config.allow_download)
 
     cosmos = CosmosTokenizer.from_pretrained(
         config.setting, config.checkpoint_dir, device=config.device, dtype=config.dtype,
@@ -157,6 +161,10 @@ def load_models(config: RunConfig, *, need_audio: bool = True) -> Models:
 
         codec = DacCodec.from_pretrained(config.dac_weights, device=cosmos.device,
                                          allow_download=config.allow_download)
+    if config.metrics and config.lpips != "off":  # the LPIPS trunk: fetched when downloads are allowed
+        from .lpips_net import fetch_backbone
+
+        fetch_backbone(lpips_net(config.lpips, cosmos.device), allow_download=config.allow_download)
     return Models(cosmos=cosmos, dac=codec)
 
 
@@ -166,6 +174,8 @@ def load_models(config: RunConfig, *, need_audio: bool = True) -> Models:
 def lpips_net(choice: str, device: Any) -> str:
     """Resolve ``auto``: the TokenBench VGG on a GPU, AlexNet on a CPU (VGG LPIPS measured ~36 s per
     720p frame on this project's 2-core CPU box, AlexNet ~1.3 s). The report always names the net."""
+    if choice not in ("auto", "vgg", "alex", "off"):
+        raise AvtokError(f"lpips must be auto, vgg, alex or off, got {choice!r}")
     if choice in ("vgg", "alex"):
         return choice
     return "vgg" if str(device).startswith("cuda") else "alex"

@@ -432,7 +432,7 @@ class RunRequest:
     start_s: float = 0.0
     duration_s: float | None = None  # None or 0: to the end
     max_side: int | None = None  # None or 0: native (the app's ceiling still applies)
-    lpips: str = "vgg"
+    lpips: str = "auto"  # auto | vgg | alex | off: passed as is to the engine (RunConfig validates it)
 
     def normalized(self) -> RunRequest:
         r = RunRequest(**asdict(self))
@@ -442,7 +442,7 @@ class RunRequest:
         r.start_s = float(r.start_s or 0.0)
         r.duration_s = float(r.duration_s) if r.duration_s not in (None, "") and float(r.duration_s) > 0 else None
         r.max_side = _as_int(r.max_side, "max side") if r.max_side not in (None, "") and float(r.max_side) > 0 else None
-        r.lpips = (r.lpips or "vgg").lower()
+        r.lpips = str(r.lpips or "auto").strip().lower()
         return r
 
 
@@ -646,6 +646,29 @@ class Service:
             "model_cache": self.cache.stats(),
         }
 
+    def missing_summary(self) -> str:
+        """Plain-text paragraph for the console at start-up: what weights are missing, where each was looked
+        for and how to provide them ("" when everything was found). Same facts as the page's banner."""
+        from .settings import DAC_WEIGHTS_NAME
+
+        miss = self.missing(refresh=True)
+        if not miss:
+            return ""
+        names = ", ".join(miss)
+        if self.config.allow_download:
+            return (f"weights not on this machine: {names}; they will be downloaded from the Hugging Face Hub "
+                    "on first use (downloads allowed).")
+        usable = self.usable_settings()
+        lines = [
+            f"weights missing: {names}; runs that need them are disabled ({len(usable)} of {len(ALL_SETTINGS)} "
+            f"visual settings usable, audio {'on' if self.audio_available() else 'off'}). Provide them: put "
+            "Cosmos-0.1-Tokenizer-<SETTING>/{encoder,decoder}.jit and dac/" + DAC_WEIGHTS_NAME + " under "
+            "$AVTOK_CHECKPOINTS (or pass app.py --checkpoints DIR) and restart, or start with "
+            "AVTOK_ALLOW_DOWNLOAD=1 to fetch them from the Hugging Face Hub on first use. Where each was looked for:",
+        ]
+        lines += [f"  {k}: {v}" for k, v in miss.items()]
+        return "\n".join(lines)
+
     # ----- cancellation -----------------------------------------------------------------------------
     def cancel_event(self, session: str) -> threading.Event:
         """A fresh cancel flag for ``session``'s next run (replacing an old one)."""
@@ -787,7 +810,7 @@ class Service:
             setting=setting, window=req.window, codebooks=req.codebooks if audio_on else 0, device=device,
             checkpoint_dir=self.config.checkpoint_dir, dac_weights=self.config.dac_weights,
             allow_download=self.config.allow_download, start_s=req.start_s, duration_s=req.duration_s,
-            max_side=max_side, lpips=req.lpips if req.lpips in ("vgg", "alex", "off") else "vgg",
+            max_side=max_side, lpips=req.lpips,
         )
         nick = _safe_name(Path(req.source).stem)
         run_id = f"{next(self._ids)}"
@@ -795,6 +818,11 @@ class Service:
         try:
             stage("load models", 0, 1)
             models = self.models_for(setting, device, audio_on)
+            if config.metrics and config.lpips != "off":  # the LPIPS trunk, under the app's download rule
+                from .lpips_net import fetch_backbone
+                from .pipeline import lpips_net
+
+                fetch_backbone(lpips_net(config.lpips, device), allow_download=self.config.allow_download)
             stage("load models", 1, 1)
             _check_cancel(cancel)
             extracted = run_dir / f"{nick}_dac_input.wav" if audio_on else None
