@@ -5,6 +5,8 @@ Pure Python (no torch): safe to import from the CLI's argument parsing.
 
 from __future__ import annotations
 
+import re
+
 from ..settings import ALL_SETTINGS, SettingError, VisualSetting
 from .specs import DIFFUSERS_SETTINGS, DiffusersSetting
 
@@ -55,7 +57,7 @@ def parse_setting(text: str | VisualSetting | DiffusersSetting) -> VisualSetting
     if hit is not None:
         return hit
     try:
-        return VisualSetting.parse(key)
+        return VisualSetting.parse(re.sub(r"(?<=\d)X(?=\d)", "x", key))  # "CV4X8X8" too
     except SettingError as err:
         if str(err).startswith("cannot parse"):
             raise SettingError(f"unknown setting {text!r}: expected one of {', '.join(all_setting_names())}") from None
