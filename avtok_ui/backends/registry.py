@@ -60,5 +60,5 @@ def parse_setting(text: str | VisualSetting | DiffusersSetting) -> VisualSetting
         return VisualSetting.parse(re.sub(r"(?<=\d)X(?=\d)", "x", key))  # "CV4X8X8" too
     except SettingError as err:
         if str(err).startswith("cannot parse"):
-            raise SettingError(f"unknown setting {text!r}: expected one of {', '.join(all_setting_names())}") from None
+            raise SettingError(f"cannot parse setting {text!r}: expected one of {', '.join(all_setting_names())}") from None
         raise SettingError(f"{err} (other backends: {', '.join(s.name for s in DIFFUSERS_SETTINGS)})") from None
