@@ -140,3 +140,22 @@ def test_cogvideox_even_latent_count_decodes_to_the_frame_rule(tokenizers: dict)
         padded = torch.cat([z, z[:, :, -1:]], dim=2)
         assert torch.equal(tok.decode_raw(z), tok.vae.decode(padded).sample[:, :, :5])
     assert tok.decode_window(z, 5, 8, 8).shape == (5, 8, 8, 3)
+
+
+def test_diffusers_settings_have_every_public_attribute_of_visual_setting() -> None:
+    from avtok_ui.backends.base import TokenizerSetting
+
+    public = {n for n in dir(VisualSetting) if not n.startswith("_")} - {"parse", "from_flags"}
+    for s in (*ALL_SETTINGS, *DIFFUSERS_SETTINGS):
+        missing = {n for n in public if not hasattr(s, n)}
+        assert not missing, (s.name, missing)
+        assert isinstance(s, TokenizerSetting)
+
+
+def test_both_tokenizers_satisfy_the_interface(tiny_diffusers_checkpoints: Path) -> None:
+    from avtok_ui.backends.base import Tokenizer
+
+    for name in ("DV8x16x16", "CogVideoX-4x8x8"):
+        tok = load_tokenizer(name, tiny_diffusers_checkpoints, device="cpu", allow_download=False)
+        assert isinstance(tok, Tokenizer)
+        assert all(p is not None and p.is_file() for p in tok.weight_paths().values())
