@@ -281,12 +281,12 @@ def _cmd_settings(args: argparse.Namespace) -> int:
     missing = missing_checkpoints(ALL_BACKEND_SETTINGS, args.checkpoints)
     for s in ALL_BACKEND_SETTINGS:
         state = "missing: " + missing[s.name] if s.name in missing else "found"
-        print(f"{s.name:>10}  {s.hub_id:<40} {state}")
-        print(f"{'':>10}  {s.family}, {s.latent_channels} values/token, licence: {s.licence} <{s.licence_url}>")
+        print(f"{s.name:>18}  {s.hub_id:<40} {state}")
+        print(f"{'':>18}  {s.family}, {s.latent_channels} values/token, licence: {s.licence} <{s.licence_url}>")
     if "dac" in missing:
-        print(f"{'DAC':>10}  weights_44khz_8kbps_0.0.1.pth            missing: {missing['dac']}")
+        print(f"{'DAC':>18}  weights_44khz_8kbps_0.0.1.pth            missing: {missing['dac']}")
     else:
-        print(f"{'DAC':>10}  weights_44khz_8kbps_0.0.1.pth            found")
+        print(f"{'DAC':>18}  weights_44khz_8kbps_0.0.1.pth            found")
     return 0
 
 
