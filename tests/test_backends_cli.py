@@ -88,3 +88,23 @@ def test_unknown_setting_is_one_line(clip: Path, tmp_path: Path, capsys) -> None
     rc = main(["tokenize", str(clip), "-s", "Wan9-4x8x8", "-o", str(tmp_path / "o"), "-q"])
     err = capsys.readouterr().err.strip()
     assert rc in (1, 2) and len(err.splitlines()) == 1 and "Wan2.1-4x8x8" in err
+
+
+@pytest.mark.slow
+def test_service_runs_a_named_diffusers_setting(tiny_diffusers_checkpoints: Path, clip: Path, tmp_path: Path) -> None:
+    """The app's service (API /tokenize, /sweep with named settings) takes a diffusers name, any case; a
+    missing VAE is refused with its one-line reason."""
+    from avtok_ui.service import AppConfig, RunRequest, Service
+
+    svc = Service(AppConfig(checkpoint_dir=str(tiny_diffusers_checkpoints), run_root=str(tmp_path / "runs"),
+                            max_duration_s=0))
+    svc.config.allow_download = False
+    out = svc.run(RunRequest(str(clip), "cosmos1-cv8x8x8", 9, 0, "cpu", lpips="off"))
+    rep = out.record()["report"]
+    assert rep["setting"] == "Cosmos1-CV8x8x8"
+    assert rep["readouts"]["latent_channels"] == 16 and rep["readouts"]["family"] == "Cosmos 1.0"
+    empty = Service(AppConfig(checkpoint_dir=str(tmp_path / "none"), run_root=str(tmp_path / "r2"), max_duration_s=0))
+    (tmp_path / "none").mkdir()
+    empty.config.allow_download = False
+    with pytest.raises(Exception, match="Cosmos1-CV8x8x8 checkpoint not found|does not exist"):
+        empty.run(RunRequest(str(clip), "Cosmos1-CV8x8x8", 9, 0, "cpu", lpips="off"))
