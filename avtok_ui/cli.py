@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .backends.registry import all_setting_names, parse_setting
 from .errors import AvtokError, Cancelled
-from .settings import DAC_CODEBOOKS, DEFAULT_PRESET, DEFAULT_WINDOW, X264_PRESETS, VisualSetting, all_names
+from .settings import DAC_CODEBOOKS, DEFAULT_PRESET, DEFAULT_WINDOW, X264_PRESETS, VisualSetting
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -60,7 +61,8 @@ class _Progress:
 def _add_run_options(p: argparse.ArgumentParser, *, setting: bool = True) -> None:
     if setting:
         p.add_argument("--setting", "-s", default="DV8x16x16", metavar="NAME",
-                       help=f"Cosmos setting, one of {', '.join(all_names())} (default DV8x16x16)")
+                       help=f"tokenizer setting (case-insensitive), one of {', '.join(all_setting_names())} "
+                            "(default DV8x16x16; see `avtok settings`)")
         p.add_argument("--window", "-w", type=int, default=DEFAULT_WINDOW, metavar="FRAMES",
                        help=f"temporal window in source frames, 1+tf*k (default {DEFAULT_WINDOW}; "
                             "longer = fewer tokens, more memory)")
@@ -99,7 +101,7 @@ def _config(args: argparse.Namespace, setting: VisualSetting | None = None):
 
     codebooks = 0 if getattr(args, "no_audio", False) else args.codebooks
     return RunConfig(
-        setting=setting or VisualSetting.parse(args.setting),
+        setting=setting or parse_setting(args.setting),
         window=args.window, codebooks=codebooks, device=args.device, dtype=args.dtype,
         checkpoint_dir=args.checkpoints, dac_weights=args.dac_weights,
         allow_download=not args.offline and os.environ.get("HF_HUB_OFFLINE", "") in ("", "0"),
@@ -206,6 +208,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
                   f"at {m.padding['width']}x{m.padding['height']}")
             print(f"  visual tensor {m.latent_shape} "
                   f"{'uint16 ids' if tf.setting.discrete else 'bf16 latents (channels last)'}")
+            b = m.backend
+            if b.get("backend") == "diffusers":
+                print(f"  backend: diffusers {b.get('class')} ({b.get('hub_id')}), config sha256 "
+                      f"{b.get('config_sha256_16')}, {b.get('normalisation')}")
             if m.audio:
                 a = m.audio
                 print(f"  audio: DAC {a['codebooks']} codebooks x {a['n_code_frames']} code frames "
@@ -214,9 +220,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print(format_readouts(r))
         return 0
     from . import media
+    from .backends.registry import ALL_BACKEND_SETTINGS
     from .pipeline import capped_size
     from .readouts import estimate_tokens
-    from .settings import ALL_SETTINGS
+    from .settings import SettingError
 
     info = media.probe(path)
     span = max(0.0, info.duration_s - args.start)
@@ -224,9 +231,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
         span = min(span, args.duration)
     n_frames = info.n_frames if span == info.duration_s else max(1, round(span * float(info.avg_fps or info.fps)))
     w, h = capped_size(info.width, info.height, args.max_side) or (info.width, info.height)
-    est = {s.name: estimate_tokens(s, n_frames, h, w, s.check_window(args.window),
-                                   span, 0 if info.audio is None else DAC_CODEBOOKS)
-           for s in ALL_SETTINGS}
+    est = {}
+    for s in ALL_BACKEND_SETTINGS:
+        try:
+            est[s.name] = estimate_tokens(s, n_frames, h, w, s.check_window(args.window),
+                                          span, 0 if info.audio is None else DAC_CODEBOOKS)
+        except SettingError:  # a window valid for tf=4 but not tf=8: that setting is left out
+            continue
     if args.json:
         print(json.dumps({"video": info.to_dict(), "estimates": est}, indent=1, default=str))
         return 0
@@ -240,8 +251,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"  token estimates{clip} (window {args.window}, {DAC_CODEBOOKS if a else 0} DAC codebooks):")
     for name, e in est.items():
         g = e["latent_grid"]
-        print(f"    {name:>10}: {g['t']} x {g['h']} x {g['w']} = {e['visual_tokens']:>10,} visual + "
-              f"{e['audio_tokens']:>8,} audio = {e['total_tokens']:>10,} ({e['tokens_per_second']:,.0f}/s)")
+        print(f"    {name:>18}: {g['t']} x {g['h']} x {g['w']} = {e['visual_tokens']:>10,} visual + "
+              f"{e['audio_tokens']:>8,} audio = {e['total_tokens']:>10,} ({e['tokens_per_second']:,.0f}/s); "
+              f"{e['latent_values_per_source_pixel']:.4f} values/px, {e['visual_bits_per_source_pixel']:.3f} bits/px")
     return 0
 
 
@@ -282,26 +294,37 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_settings(args: argparse.Namespace) -> int:
-    from .checkpoints import COSMOS_FILES, describe_weight_file, resolve_cosmos, resolve_dac
+    from .backends.registry import ALL_BACKEND_SETTINGS
+    from .checkpoints import (
+        COSMOS_FILES,
+        DIFFUSERS_FILES,
+        describe_weight_file,
+        resolve_dac,
+        resolve_visual,
+    )
     from .errors import CheckpointError
-    from .settings import ALL_SETTINGS, DAC_WEIGHTS_NAME
+    from .settings import DAC_WEIGHTS_NAME
 
-    for s in ALL_SETTINGS:
+    for s in ALL_BACKEND_SETTINGS:
         try:
-            folder = resolve_cosmos(s, args.checkpoints, allow_download=False)
+            folder = resolve_visual(s, args.checkpoints, allow_download=False)
         except CheckpointError as e:
-            print(f"{s.name:>10}  {s.hub_id:<40} missing: {e}")
-            continue
-        print(f"{s.name:>10}  {s.hub_id:<40} found")
-        for f in COSMOS_FILES:
-            print(f"{'':>12}{describe_weight_file(folder / f, f'{s.name}/{f}')}")
+            print(f"{s.name:>18}  {s.hub_id:<40} missing: {e}")
+            folder = None
+        else:
+            print(f"{s.name:>18}  {s.hub_id:<40} found")
+        print(f"{'':>20}{s.family}, {s.latent_channels} values/token, licence: {s.licence} <{s.licence_url}>")
+        if folder is not None:
+            names = COSMOS_FILES if isinstance(s, VisualSetting) else DIFFUSERS_FILES
+            for f in names:
+                print(f"{'':>20}{describe_weight_file(folder / f, f'{s.name}/{f}')}")
     try:
         dac_file = resolve_dac(args.dac_weights, allow_download=False)
     except CheckpointError as e:
-        print(f"{'DAC':>10}  {DAC_WEIGHTS_NAME:<40} missing: {e}")
+        print(f"{'DAC':>18}  {DAC_WEIGHTS_NAME:<40} missing: {e}")
     else:
-        print(f"{'DAC':>10}  {DAC_WEIGHTS_NAME:<40} found")
-        print(f"{'':>12}{describe_weight_file(dac_file, 'dac')}")
+        print(f"{'DAC':>18}  {DAC_WEIGHTS_NAME:<40} found")
+        print(f"{'':>20}{describe_weight_file(dac_file, 'dac')}")
     return 0
 
 

@@ -144,14 +144,15 @@ class Models:
 
 
 def load_models(config: RunConfig, *, need_audio: bool = True) -> Models:
-    """Load the Cosmos tokenizer for ``config.setting`` and, if ``need_audio``, the DAC codec."""
+    """Load the visual tokenizer for ``config.setting`` (Cosmos 0.1 or a diffusers VAE:
+    :func:`avtok_ui.backends.load_tokenizer`) and, if ``need_audio``, the DAC codec."""
+    from .backends import load_tokenizer
     from .checkpoints import require_weights
-    from .visual import CosmosTokenizer
 
     require_weights(config.setting, config.checkpoint_dir, config.dac_weights,  # all missing pieces at once
                     need_dac=need_audio and config.codebooks > 0, allow_download=config.allow_download)
 
-    cosmos = CosmosTokenizer.from_pretrained(
+    cosmos = load_tokenizer(
         config.setting, config.checkpoint_dir, device=config.device, dtype=config.dtype,
         allow_download=config.allow_download,
     )
@@ -546,6 +547,8 @@ def _weights_used(models: Models) -> dict[str, Any]:
     c = models.cosmos
     out = {"encoder": _file_id(getattr(c, "encoder_path", None)),
            "decoder": _file_id(getattr(c, "decoder_path", None))}
+    if hasattr(c, "describe"):  # a diffusers VAE: backend, class, config hash + its two files
+        out = {"backend": c.describe(), **{k: _file_id(v) for k, v in c.weight_paths().items()}}
     if models.dac is not None:
         out["dac"] = _file_id(getattr(models.dac, "weights_path", None))
     return out

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import media
+from .backends.registry import parse_setting
 from .errors import AvtokError, Cancelled, MediaError
 from .settings import ALL_SETTINGS, DAC_CODEBOOKS, DAC_SAMPLE_RATE, DEFAULT_WINDOW, VisualSetting
 
@@ -244,7 +245,8 @@ def cosmos_bytes(tok: Any) -> int:
     """Resident size of a loaded Cosmos tokenizer, estimated from its ``.jit`` files (≈ parameter bytes)
     scaled by the dtype it runs in."""
     size = 0
-    for p in (getattr(tok, "encoder_path", None), getattr(tok, "decoder_path", None)):
+    paths = list(tok.weight_paths().values()) if hasattr(tok, "weight_paths") else []  # a diffusers VAE
+    for p in (getattr(tok, "encoder_path", None), getattr(tok, "decoder_path", None), *paths):
         with contextlib.suppress(OSError, TypeError):
             size += Path(p).stat().st_size
     with contextlib.suppress(Exception):
@@ -436,7 +438,7 @@ class RunRequest:
 
     def normalized(self) -> RunRequest:
         r = RunRequest(**asdict(self))
-        r.setting = VisualSetting.parse(str(r.setting)).name
+        r.setting = parse_setting(str(r.setting)).name
         r.window = _as_int(r.window, "window")
         r.codebooks = _as_int(r.codebooks, "codebooks")
         r.start_s = float(r.start_s or 0.0)
@@ -619,6 +621,19 @@ class Service:
         miss = self.missing()
         return [s.name for s in ALL_SETTINGS if s.name not in miss]
 
+    def setting_missing(self, setting: Any) -> str | None:
+        """Why ``setting`` cannot run now (one line), or None. The app's lists above cover Cosmos 0.1 only;
+        a diffusers VAE (named through the API) is checked on demand."""
+        if setting.name in self.usable_settings():
+            return None
+        if getattr(setting, "backend", "") != "diffusers":
+            return self.missing().get(setting.name) or f"{setting.name}: checkpoint not available"
+        if self.config.allow_download:
+            return None
+        from .checkpoints import missing_checkpoints
+
+        return missing_checkpoints([setting], self.config.checkpoint_dir, include_dac=False).get(setting.name)
+
     def audio_available(self) -> bool:
         return self.config.allow_download or "dac" not in self.missing()
 
@@ -742,7 +757,7 @@ class Service:
 
         info = self.probe(source)
         req = RunRequest(str(source), setting, window, codebooks, None, start_s, duration_s, max_side).normalized()
-        vs = VisualSetting.parse(req.setting)
+        vs = parse_setting(req.setting)
         vs.check_window(req.window)
         span = self.clip_span(info, req.start_s, req.duration_s)
         w, h = self.evaluated_size(info, req.max_side)
@@ -759,14 +774,14 @@ class Service:
         """``pipeline.Models`` from the resident cache (loading each missing model once), wrapped so that every
         model call takes the GPU lock."""
         from .audio import DacCodec
+        from .backends import load_tokenizer
         from .pipeline import Models
-        from .visual import CosmosTokenizer
 
         cfg = self.config
         cosmos = self.cache.get(
             ("cosmos", setting.name, device, "auto"),
-            lambda: CosmosTokenizer.from_pretrained(setting, cfg.checkpoint_dir, device=device, dtype="auto",
-                                                    allow_download=cfg.allow_download),
+            lambda: load_tokenizer(setting, cfg.checkpoint_dir, device=device, dtype="auto",
+                                   allow_download=cfg.allow_download),
             cosmos_bytes,
         )
         dac = None
@@ -791,9 +806,10 @@ class Service:
         stage("probe", 0, 1)
         info = self.probe(req.source)
         self.clip_span(info, req.start_s, req.duration_s)
-        setting = VisualSetting.parse(req.setting)
-        if setting.name not in self.usable_settings():
-            raise AvtokError(self.missing().get(setting.name) or f"{setting.name}: checkpoint not available")
+        setting = parse_setting(req.setting)
+        why = self.setting_missing(setting)
+        if why:
+            raise AvtokError(why)
         device = normalize_device(req.device)
         audio_on = req.codebooks > 0 and info.audio is not None
         notes: list[str] = []
@@ -858,7 +874,7 @@ class Service:
         n = len(names)
         for i, name in enumerate(names):
             _check_cancel(cancel)
-            vs = VisualSetting.parse(name)
+            vs = parse_setting(name)
             req = RunRequest(**asdict(base))
             req.setting = vs.name
             req.window = nearest_window(vs, base.window)
