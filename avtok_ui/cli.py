@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .backends.registry import all_setting_names, parse_setting
-from .errors import AvtokError, Cancelled
+from .errors import AvtokError, Cancelled, one_line
 from .settings import DAC_CODEBOOKS, DEFAULT_PRESET, DEFAULT_WINDOW, X264_PRESETS, VisualSetting
 
 EXIT_ERROR = 1
@@ -414,19 +414,14 @@ def _run(func, args: argparse.Namespace) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except AvtokError as err:
-        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as err:  # noqa: BLE001 - the CLI's last line of defence: one line, no traceback
         if os.environ.get("AVTOK_DEBUG"):
             raise
-        print(f"error: internal error ({type(err).__name__}: {_one_line(str(err))}); "
+        print(f"error: internal error ({type(err).__name__}: {one_line(str(err))}); "
               "set AVTOK_DEBUG=1 for the traceback", file=sys.stderr)
         return EXIT_ERROR
-
-
-def _one_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "unknown error"
 
 
 def main(argv: list[str] | None = None) -> int:

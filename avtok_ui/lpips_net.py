@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .devices import resolve_device
 from .errors import CheckpointError
 
 __all__ = [
@@ -322,12 +323,6 @@ _RESIDENT: dict[tuple, LPIPS] = {}
 _RESIDENT_LOCK = threading.Lock()
 
 
-def _default_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _load_state(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -369,7 +364,7 @@ class LPIPS:
     ) -> LPIPS:
         """Real LPIPS v0.1; raises :class:`LPIPSUnavailable` (one-line reason) if files are missing/bad."""
         net = _canon_net(net)
-        dev = _default_device(device)
+        dev = resolve_device(device)
         heads = linear_heads_path(net)
         ok, reason = lpips_status(net, backbone_path)
         if not ok:
@@ -405,7 +400,7 @@ class LPIPS:
         if heads is not None:
             model.load_linear_heads(_load_state(heads), source=str(heads))
         desc = f"random-init {_NET_LABEL[net]} trunk (seed {seed}): NOT a valid LPIPS"
-        return cls(model, _default_device(device), desc, valid=False)
+        return cls(model, resolve_device(device), desc, valid=False)
 
     def _to_model_input(self, frames: Tensor) -> Tensor:
         x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).to(torch.float32)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .devices import resolve_device
 from .lpips_net import LPIPS, LPIPSUnavailable, lpips_status
 
 __all__ = [
@@ -228,11 +229,7 @@ class VideoMetrics:
         batch: int = 8,
         scored_on: str = CONVENTIONS["scored_on"],
     ) -> None:
-        self.device = (
-            torch.device(device)
-            if device is not None
-            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        self.device = resolve_device(device)
         self.batch = max(1, int(batch))
         self.scored_on = scored_on
         self.resolution_note = "no resize or subsampling by the scorer"

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, plots
-from .errors import AvtokError, Cancelled
+from .errors import AvtokError, Cancelled, one_line
 from .readouts import CONVENTIONS as READOUT_CONVENTIONS
 from .service import RunRequest, Service, nearest_window, summary_row, valid_windows
 from .settings import ALL_SETTINGS, DAC_CODEBOOKS, DAC_WEIGHTS_NAME, DEFAULT_WINDOW, VisualSetting
@@ -81,17 +81,12 @@ def _num(v: Any, default: float = 0.0) -> float:
     return f if math.isfinite(f) else default
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
-
-
 def _user_error(err: BaseException) -> str:
     """The one-line message shown for ``err`` (unexpected errors are logged with their traceback)."""
     if isinstance(err, AvtokError):
-        return _one_line(err)
+        return one_line(err)
     log.exception("internal error")
-    return f"internal error ({type(err).__name__}: {_one_line(err)[:200]}); the app keeps running"
+    return f"internal error ({type(err).__name__}: {one_line(err)[:200]}); the app keeps running"
 
 
 def _status(msg: str, kind: str = "info") -> str:
