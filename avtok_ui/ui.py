@@ -815,7 +815,7 @@ tokens, video, metrics, report = c.predict(handle_file("clip.mp4"), "DV8x16x16",
 print(report["video_metrics"]["psnr"], report["readouts"]["total_tokens"])
 ```
 `duration_s` / `max_side` = 0 mean "to the end" / "native". Errors come back as one line (`gradio_client`
-raises `AppError` with it). See `docs/SPACE.md` for the full reference.
+raises `AppError` with it; an unreadable upload is refused before the queue with `ValidationError`). See `docs/SPACE.md` for the full reference.
 """
 
 
