@@ -464,17 +464,19 @@ def iter_raw_chunks(path: Path, e: TensorEntry, chunk_bytes: int = SCAN_CHUNK) -
 def scan_visual(path: Path, setting: VisualSetting, e: TensorEntry) -> None:
     """DV: every id < the vocabulary size; CV: every bf16 latent finite. Streams ``SCAN_CHUNK`` at a time."""
     per_latent = math.prod(e.shape[2:])
+    tmp = None
     for first, raw in iter_raw_chunks(path, e):
         if setting.discrete:
-            bad = raw >= DV_VOCAB_SIZE
-            if bad.any():
-                i = int(np.argmax(bad))
+            if int(raw.max()) >= DV_VOCAB_SIZE:  # one pass; locate only on failure
+                i = int(np.argmax(raw >= DV_VOCAB_SIZE))
                 raise fail(path, f"visual id {int(raw[i])} at latent frame {(first + i) // per_latent} is outside "
                                  f"the {setting.name} vocabulary [0, {DV_VOCAB_SIZE})")
         else:
-            bad = (raw & 0x7F80) == 0x7F80  # bf16 exponent all ones: inf or NaN
-            if bad.any():
-                i = int(np.argmax(bad))
+            # bf16 without its sign bit is >= 0x7F80 exactly for inf and NaN (exponent all ones)
+            tmp = np.empty_like(raw) if tmp is None or tmp.size < raw.size else tmp
+            mag = np.bitwise_and(raw, 0x7FFF, out=tmp[:raw.size])
+            if int(mag.max()) >= 0x7F80:
+                i = int(np.argmax(mag >= 0x7F80))
                 raise fail(path, f"visual latents are not finite (NaN or inf at latent frame "
                                  f"{(first + i) // per_latent})")
 
