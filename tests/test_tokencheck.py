@@ -417,3 +417,20 @@ def test_every_field_corrupted_in_turn_never_reconstructs(good, checkpoints_env,
         if rc == 0 or written or not err.startswith("error: p.safetensors: ") or "internal error" in err:
             accepted.append((label, rc, written, err))
     assert [a[:2] for a in accepted] == [], accepted
+
+
+def test_value_error_past_the_checks_names_the_file(good, tmp_path, capsys, monkeypatch):
+    """A ValueError from bad input deep in the engine is a one-line user error naming the file, not an internal
+    error (AVTOK_DEBUG=1 still shows the traceback)."""
+    import avtok_ui.pipeline as pipeline
+
+    def bad_values(*args, **kwargs):
+        raise ValueError("got 7 frames but 8 pts")
+
+    monkeypatch.setattr(pipeline, "reconstruct", bad_values)
+    path = good["DV8x16x16"]
+    assert main(["reconstruct", str(path), "-o", str(tmp_path / "r"), "-q", "--offline"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {path.name}: got 7 frames but 8 pts"
+    monkeypatch.setenv("AVTOK_DEBUG", "1")
+    with pytest.raises(ValueError, match="8 pts"):
+        main(["reconstruct", str(path), "-o", str(tmp_path / "r"), "-q", "--offline"])
