@@ -46,6 +46,8 @@ from .settings import (
 
 #: Largest plausible frame side (pixels); 8K video is 7680 wide.
 MAX_SIDE = 16384
+#: Largest plausible frame rate (high-speed cameras record a few thousand fps).
+MAX_FPS = 100_000
 #: Largest plausible frame count of one token file (about 155 hours at 30 fps).
 MAX_FRAMES = 1 << 24
 #: Largest plausible distance of a frame's timestamp from the clip's origin (seconds; about 11 days).
@@ -241,7 +243,7 @@ def check_metadata(path: Path, meta: dict[str, str]) -> tuple[VisualSetting, dic
     for k in ("width", "height"):
         _int_in(path, f"source {k}", src.get(k), 1, MAX_SIDE)
         _int_in(path, f"frame {k} (padding.{k})", pad.get(k), 1, MAX_SIDE)
-    _fraction(path, "source fps", src.get("fps"), 0, 1000)
+    _fraction(path, "source fps", src.get("fps"), 0, MAX_FPS)
     _fraction(path, "source time_base", src.get("time_base"), 0, 1)
     _int_in(path, "source n_frames", src.get("n_frames"), 0, MAX_FRAMES)
     _number(path, "source duration_s", src.get("duration_s"), optional=False)

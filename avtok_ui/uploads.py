@@ -26,7 +26,7 @@ def upload_problem(check: Check, value: Any) -> str | None:
         check(value)
     except AvtokError as err:
         msg = " ".join(str(err).split())
-    except (OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - a check never crashes the request; the file is refused
         name = Path(str(value)).name if value else "upload"
         msg = f"{name}: cannot be read ({' '.join(str(err).split()) or type(err).__name__})"
     else:
