@@ -332,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("settings", help="list the six settings and whether their weights are found")
     s.add_argument("--checkpoints", default=None, metavar="DIR")
     s.set_defaults(func=_cmd_settings)
+
+    from .dataset.cli import add_parser as add_dataset_parser
+
+    add_dataset_parser(sub)  # `avtok dataset`: its options and code live in avtok_ui/dataset/
     return p
 
 
