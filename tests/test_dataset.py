@@ -265,7 +265,7 @@ def test_index_and_summary_agree_with_shards(job):
 
 
 @pytest.mark.slow
-def test_tokens_equal_avtok_tokenize(job, videos, checkpoints_env, tmp_path):
+def test_tokens_equal_avtok_tokenize_tokens_only(job, videos, checkpoints_env, tmp_path):
     out = job["out"]
     shard_tokens = {}
     for s in sorted((out / "shards").glob("shard-*.tar")):
@@ -274,7 +274,7 @@ def test_tokens_equal_avtok_tokenize(job, videos, checkpoints_env, tmp_path):
                 if m.name.endswith(".safetensors"):
                     shard_tokens[m.name.split(".")[0]] = load(tar.extractfile(m).read())
     for rel in GOOD:
-        rc = main(["tokenize", str(videos / rel), "-o", str(tmp_path), "-n", "ref", "--no-metrics", "-q"])
+        rc = main(["tokenize", str(videos / rel), "-o", str(tmp_path), "-n", "ref", "--tokens-only", "-q"])
         assert rc == 0
         ref = load_file(tmp_path / "ref.safetensors")
         got = shard_tokens[make_key(rel)]
@@ -308,3 +308,19 @@ def test_token_dataset_and_webdataset_read_every_sample(job):
     plain = list(wds.WebDataset(urls, shardshuffle=False))
     assert sorted(s["__key__"] for s in plain) == sorted(want)
     assert all(set(s) >= {"safetensors", "json"} for s in plain)
+
+
+@pytest.mark.slow
+def test_readme_training_side_read_runs(job, tmp_path, monkeypatch):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Datasets", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    assert len(code.strip().splitlines()) <= 5
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").symlink_to(job["out"])
+    ns: dict = {}
+    exec(compile(code, "README.md", "exec"), ns)  # noqa: S102 - the README's own example
+    assert ns["ids"].dtype == torch.uint16 and ns["ids"].dim() == 4
+    assert ns["offsets"] is None or ns["offsets"].shape == (ns["ids"].shape[1] + 1,)

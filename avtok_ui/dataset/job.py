@@ -65,6 +65,9 @@ class JobOptions:
     limit: int | None = None
     retries: int = 1
     quiet: bool = False
+    #: extra Ray ``runtime_env`` for the workers (Python API), e.g. ``{"env_vars": {...}}`` or a
+    #: ``worker_process_setup_hook`` (the benchmark registers its GPU-speed stand-in ops that way)
+    runtime_env: dict[str, Any] | None = None
 
 
 @dataclass
@@ -186,7 +189,7 @@ def qa_keys(keys: list[str], fraction: float) -> set[str]:
 # ----------------------------------------------------------------------------------------------------
 # Ray
 # ----------------------------------------------------------------------------------------------------
-def _start_ray(address: str | None) -> None:
+def _start_ray(address: str | None, runtime_env: dict[str, Any] | None = None) -> None:
     import logging
 
     debug = bool(os.environ.get("AVTOK_DEBUG"))
@@ -198,13 +201,15 @@ def _start_ray(address: str | None) -> None:
     common = {"logging_level": logging.INFO if debug else logging.ERROR, "log_to_driver": debug,
               "configure_logging": True}
     try:
-        if address:
+        env = dict(runtime_env or {})
+        if address:  # the cluster's nodes get this avtok_ui (their Python needs its dependencies)
             import avtok_ui
 
-            ray.init(address=address, runtime_env={"py_modules": [str(Path(avtok_ui.__file__).parent)]},
-                     **common)
+            env.setdefault("py_modules", [str(Path(avtok_ui.__file__).parent)])
+            ray.init(address=address, runtime_env=env, **common)
         else:
-            ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, **common)
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                     runtime_env=env or None, **common)
     except Exception as err:  # noqa: BLE001 -- cannot start or reach Ray: a job-level error
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise AvtokError(f"cannot start {where} ({type(err).__name__}: {_last_line(err)})") from None
@@ -375,8 +380,10 @@ def _run(opts: JobOptions, items: list[InputItem], out: Path, t_start: float) ->
 def _execute(opts: JobOptions, pending: list[InputItem], qa: set[str], plan: dict[str, Any]
              ) -> Iterator[dict[str, Any]]:
     """Run the actor pool over ``pending``; yields one result row per input as workers finish them."""
-    _start_ray(opts.address)
+    t0 = time.perf_counter()
+    _start_ray(opts.address, opts.runtime_env)
     _INTERRUPTS.reclaim()
+    plan["ray_start_s"] = time.perf_counter() - t0
     import warnings
 
     import ray
@@ -408,8 +415,14 @@ def _execute(opts: JobOptions, pending: list[InputItem], qa: set[str], plan: dic
         ds = ds.map(TokenizeWorker, fn_constructor_kwargs={"config": opts.config, "retries": opts.retries,
                                                             "threads": max(1, int(cpus))},
                     compute=ActorPoolStrategy(size=workers), **remote)
+    t0 = time.perf_counter()
     try:
-        yield from ds.iter_rows()
+        for row in ds.iter_rows():
+            now = time.perf_counter() - t0
+            plan.setdefault("first_result_s", now)  # actors started, models loaded, first video done
+            plan["last_result_s"] = now
+            yield row
+        plan["pool_s"] = time.perf_counter() - t0  # every video done
     except KeyboardInterrupt:
         raise
     except Exception as err:  # noqa: BLE001 -- the pool could not run at all (e.g. workers cannot load models)

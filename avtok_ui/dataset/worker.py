@@ -14,7 +14,6 @@ then becomes a ``failed`` row too. A worker process that dies is restarted by Ra
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import shutil
@@ -31,13 +30,6 @@ from ..metrics import json_safe
 def _one_line(text: str) -> str:
     lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "unknown error"
-
-
-def _tokens_only_kwargs() -> dict[str, Any]:
-    """``tokens_only=True`` where the engine has it (no decoder, no reconstruction, no metrics)."""
-    from .. import pipeline
-
-    return {"tokens_only": True} if "tokens_only" in inspect.signature(pipeline.tokenize).parameters else {}
 
 
 def sample_record(tokens_path: Path, item: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +78,6 @@ class TokenizeWorker:
         self.models = load_models(config, need_audio=config.codebooks > 0)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._tmp = Path(tempfile.mkdtemp(prefix="avtok-dataset-"))
-        self._tokens_only = _tokens_only_kwargs()
 
     def __del__(self) -> None:
         shutil.rmtree(getattr(self, "_tmp", ""), ignore_errors=True)
@@ -102,14 +93,14 @@ class TokenizeWorker:
                                "qa_metrics": b""}
         cfg = dataclasses.replace(self.config, start_s=float(item["start_s"] or 0.0),
                                   duration_s=item["duration_s"], metrics=qa)
-        kwargs = {} if qa else self._tokens_only
         t0 = time.perf_counter()
         work = Path(tempfile.mkdtemp(dir=self._tmp))
         try:
             for attempt in range(1, self.retries + 2):
                 out["attempts"] = attempt
                 try:
-                    result = tokenize(item["path"], work, work, key, cfg, models=self.models, **kwargs)
+                    # the tokens-only path (no decoder); the QA sample runs the full path as `avtok tokenize`
+                    result = tokenize(item["path"], work, work, key, cfg, models=self.models, tokens_only=not qa)
                 except AvtokError as err:  # a bad input: deterministic, not retried
                     out["error"] = _one_line(str(err))
                     return out
