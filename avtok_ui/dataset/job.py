@@ -331,10 +331,12 @@ def _run(opts: JobOptions, items: list[InputItem], out: Path, t_start: float) ->
         open_rows.clear()
         write_index(out, done_rows + failed_rows)
 
+    results: Any = None
     try:
         if pending:
             by_key = {it.key: it for it in pending}
-            for result in _execute(opts, pending, qa, plan):
+            results = _execute(opts, pending, qa, plan)
+            for result in results:
                 item = by_key.pop(result["key"], None)
                 if item is None:  # a retried task that came back twice: keep the first
                     continue
@@ -364,6 +366,9 @@ def _run(opts: JobOptions, items: list[InputItem], out: Path, t_start: float) ->
     finally:
         progress.close()
         shard_done(writer.close())  # every sample in the open shard is whole: keep it
+        if results is not None:
+            with contextlib.suppress(Exception):
+                results.close()  # end the Ray Data iteration before Ray itself
         _stop_ray()
     rows = done_rows + failed_rows
     write_index(out, rows)
