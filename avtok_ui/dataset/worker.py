@@ -92,7 +92,7 @@ class TokenizeWorker:
                                "attempts": 0, "seconds": 0.0, "tokens": b"", "record": b"", "qa_video": b"",
                                "qa_metrics": b""}
         cfg = dataclasses.replace(self.config, start_s=float(item["start_s"] or 0.0),
-                                  duration_s=item["duration_s"], metrics=qa)
+                                  duration_s=item["duration_s"], metrics=qa and self.config.metrics)
         t0 = time.perf_counter()
         work = Path(tempfile.mkdtemp(dir=self._tmp))
         try:
