@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def create_app(**overrides):
-    """Build the app and its launch arguments: ``(demo, launch_kwargs)``."""
+    """Build the app, its launch arguments and its service: ``(demo, launch_kwargs, service)``."""
     from avtok_ui.service import AppConfig, Service
     from avtok_ui.ui import build_app, launch_kwargs
 
@@ -57,17 +58,30 @@ def create_app(**overrides):
     service = Service(AppConfig.from_env(**overrides))
     demo = build_app(service)
     demo.queue(default_concurrency_limit=4, max_size=64)
-    return demo, launch_kwargs(service)
+    return demo, launch_kwargs(service), service
+
+
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (Spaces, Docker, systemd) ends the app like Ctrl-C: Gradio closes the server and the
+    ``atexit`` handlers run, so the per-process run folder is removed."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    demo, kwargs = create_app(
-        checkpoint_dir=args.checkpoints, allow_download=args.allow_download,
-        max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
-    )
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **kwargs)
+    try:
+        demo, kwargs, service = create_app(
+            checkpoint_dir=args.checkpoints, allow_download=args.allow_download,
+            max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
+        )
+        summary = service.missing_summary()
+        if summary:  # the console says what the page's banner says
+            print(f"[avtok-ui] {summary}", file=sys.stderr, flush=True)
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share, **kwargs)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the server was up: no traceback
+        return 130
     return 0
 
 

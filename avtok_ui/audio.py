@@ -66,6 +66,12 @@ def load_dac_model(path: str | Path) -> dac.DAC:
         import dac
     except Exception as err:  # pragma: no cover - environment problem
         raise CheckpointError(f"cannot import descript-audio-codec to load {path}: {_one_line(err)}") from None
+    if _is_torch_package(path):
+        raise CheckpointError(
+            f"{path}: a torch.package archive (what dac.DAC.save() writes by default), not the released DAC "
+            f"weights format (a torch.save'd dict with state_dict and metadata); code in packages is never "
+            f"unpickled here. Convert it in a Python process you trust: "
+            f"`import dac; dac.DAC.load('{path}').save('<new path>', package=False)`")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -91,6 +97,21 @@ def load_dac_model(path: str | Path) -> dac.DAC:
             f"(hop {DAC_HOP})"
         )
     return model.eval()
+
+
+def _is_torch_package(path: Path) -> bool:
+    """True for a ``torch.package`` archive (a zip with ``<name>/.data/`` entries and no ``data.pkl``)."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return (any("/.data/" in n or n.startswith(".data/") for n in names)
+            and not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names))
 
 
 def _one_line(err: BaseException) -> str:

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .backends.registry import all_setting_names, parse_setting
 from .errors import AvtokError, Cancelled
-from .settings import DAC_CODEBOOKS, DEFAULT_PRESET, DEFAULT_WINDOW, X264_PRESETS, VisualSetting, all_names
+from .settings import DAC_CODEBOOKS, DEFAULT_PRESET, DEFAULT_WINDOW, X264_PRESETS, VisualSetting
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -60,7 +61,8 @@ class _Progress:
 def _add_run_options(p: argparse.ArgumentParser, *, setting: bool = True) -> None:
     if setting:
         p.add_argument("--setting", "-s", default="DV8x16x16", metavar="NAME",
-                       help=f"Cosmos setting, one of {', '.join(all_names())} (default DV8x16x16)")
+                       help=f"tokenizer setting (case-insensitive), one of {', '.join(all_setting_names())} "
+                            "(default DV8x16x16; see `avtok settings`)")
         p.add_argument("--window", "-w", type=int, default=DEFAULT_WINDOW, metavar="FRAMES",
                        help=f"temporal window in source frames, 1+tf*k (default {DEFAULT_WINDOW}; "
                             "longer = fewer tokens, more memory)")
@@ -99,7 +101,7 @@ def _config(args: argparse.Namespace, setting: VisualSetting | None = None):
 
     codebooks = 0 if getattr(args, "no_audio", False) else args.codebooks
     return RunConfig(
-        setting=setting or VisualSetting.parse(args.setting),
+        setting=setting or parse_setting(args.setting),
         window=args.window, codebooks=codebooks, device=args.device, dtype=args.dtype,
         checkpoint_dir=args.checkpoints, dac_weights=args.dac_weights,
         allow_download=not args.offline and os.environ.get("HF_HUB_OFFLINE", "") in ("", "0"),
@@ -119,16 +121,27 @@ def _print_result(result, *, quiet: bool = False) -> None:
     if "video_metrics" in r:
         print(format_summary(r["video_metrics"]), file=out)
     if "audio_metrics" in r:
-        a = r["audio_metrics"]
-        sdr = a.get("si_sdr_db")
-        mel = a.get("mel_distance")
-        print(f"audio: SI-SDR {'n/a' if sdr is None else f'{sdr:.2f} dB'}, "
-              f"mel distance {'n/a' if mel is None else f'{mel:.3f}'}", file=out)
+        print(_audio_line(r["audio_metrics"]), file=out)
     t = r.get("timings_s", {})
     if t:
         print(f"time: {t['total']:.1f} s total, {t['model_calls']:.1f} s in model calls", file=out)
     for k, v in result.paths().items():
         print(f"{k:>13}: {v}", file=out)
+
+
+def _audio_line(a: dict[str, Any]) -> str:
+    """``audio: SI-SDR 12.34 dB, mel distance 0.567``; infinity spelled as the PSNR line spells it (∞)."""
+    import math
+
+    sdr, mel = a.get("si_sdr_db"), a.get("mel_distance")
+    if sdr is None or math.isnan(sdr):
+        sdr_text = "n/a"
+    elif math.isinf(sdr):
+        sdr_text = "∞ (identical)" if sdr > 0 else "-∞ dB"
+    else:
+        sdr_text = f"{sdr:.2f} dB"
+    mel_text = "n/a" if mel is None or math.isnan(mel) else f"{mel:.3f}"
+    return f"audio: SI-SDR {sdr_text}, mel distance {mel_text}"
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> int:
@@ -195,6 +208,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
                   f"at {m.padding['width']}x{m.padding['height']}")
             print(f"  visual tensor {m.latent_shape} "
                   f"{'uint16 ids' if tf.setting.discrete else 'bf16 latents (channels last)'}")
+            b = m.backend
+            if b.get("backend") == "diffusers":
+                print(f"  backend: diffusers {b.get('class')} ({b.get('hub_id')}), config sha256 "
+                      f"{b.get('config_sha256_16')}, {b.get('normalisation')}")
             if m.audio:
                 a = m.audio
                 print(f"  audio: DAC {a['codebooks']} codebooks x {a['n_code_frames']} code frames "
@@ -203,9 +220,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print(format_readouts(r))
         return 0
     from . import media
+    from .backends.registry import ALL_BACKEND_SETTINGS
     from .pipeline import capped_size
     from .readouts import estimate_tokens
-    from .settings import ALL_SETTINGS
+    from .settings import SettingError
 
     info = media.probe(path)
     span = max(0.0, info.duration_s - args.start)
@@ -213,9 +231,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
         span = min(span, args.duration)
     n_frames = info.n_frames if span == info.duration_s else max(1, round(span * float(info.avg_fps or info.fps)))
     w, h = capped_size(info.width, info.height, args.max_side) or (info.width, info.height)
-    est = {s.name: estimate_tokens(s, n_frames, h, w, s.check_window(args.window),
-                                   span, 0 if info.audio is None else DAC_CODEBOOKS)
-           for s in ALL_SETTINGS}
+    est = {}
+    for s in ALL_BACKEND_SETTINGS:
+        try:
+            est[s.name] = estimate_tokens(s, n_frames, h, w, s.check_window(args.window),
+                                          span, 0 if info.audio is None else DAC_CODEBOOKS)
+        except SettingError:  # a window valid for tf=4 but not tf=8: that setting is left out
+            continue
     if args.json:
         print(json.dumps({"video": info.to_dict(), "estimates": est}, indent=1, default=str))
         return 0
@@ -229,8 +251,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"  token estimates{clip} (window {args.window}, {DAC_CODEBOOKS if a else 0} DAC codebooks):")
     for name, e in est.items():
         g = e["latent_grid"]
-        print(f"    {name:>10}: {g['t']} x {g['h']} x {g['w']} = {e['visual_tokens']:>10,} visual + "
-              f"{e['audio_tokens']:>8,} audio = {e['total_tokens']:>10,} ({e['tokens_per_second']:,.0f}/s)")
+        print(f"    {name:>18}: {g['t']} x {g['h']} x {g['w']} = {e['visual_tokens']:>10,} visual + "
+              f"{e['audio_tokens']:>8,} audio = {e['total_tokens']:>10,} ({e['tokens_per_second']:,.0f}/s); "
+              f"{e['latent_values_per_source_pixel']:.4f} values/px, {e['visual_bits_per_source_pixel']:.3f} bits/px")
     return 0
 
 
@@ -251,7 +274,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         report = compare_videos(args.original, args.reconstruction, lpips=args.lpips, device=args.device,
                                 start_s=args.start, duration_s=args.duration, max_side=args.max_side,
-                                progress=progress)
+                                progress=progress, allow_download=True)  # unless HF_HUB_OFFLINE is set
     finally:
         progress.close()
     from .metrics import format_summary
@@ -261,9 +284,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if a.get("available") is False:
         print(f"audio: not scored ({a.get('reason')})")
     elif a:
-        sdr, mel = a.get("si_sdr_db"), a.get("mel_distance")
-        print(f"audio: SI-SDR {'n/a' if sdr is None else f'{sdr:.2f} dB'}, "
-              f"mel distance {'n/a' if mel is None else f'{mel:.3f}'}" + (f" ({a['note']})" if a.get("note") else ""))
+        print(_audio_line(a) + (f" ({a['note']})" if a.get("note") else ""))
     if args.json:
         from .metrics import json_safe
 
@@ -273,18 +294,49 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_settings(args: argparse.Namespace) -> int:
-    from .checkpoints import missing_checkpoints
-    from .settings import ALL_SETTINGS
+    from .backends.registry import ALL_BACKEND_SETTINGS
+    from .checkpoints import (
+        COSMOS_FILES,
+        DIFFUSERS_FILES,
+        describe_weight_file,
+        resolve_dac,
+        resolve_visual,
+    )
+    from .errors import CheckpointError
+    from .settings import DAC_WEIGHTS_NAME
 
-    missing = missing_checkpoints(ALL_SETTINGS, args.checkpoints)
-    for s in ALL_SETTINGS:
-        state = "missing: " + missing[s.name] if s.name in missing else "found"
-        print(f"{s.name:>10}  {s.hub_id:<40} {state}")
-    if "dac" in missing:
-        print(f"{'DAC':>10}  weights_44khz_8kbps_0.0.1.pth            missing: {missing['dac']}")
+    for s in ALL_BACKEND_SETTINGS:
+        try:
+            folder = resolve_visual(s, args.checkpoints, allow_download=False)
+        except CheckpointError as e:
+            print(f"{s.name:>18}  {s.hub_id:<40} missing: {e}")
+            folder = None
+        else:
+            print(f"{s.name:>18}  {s.hub_id:<40} found")
+        print(f"{'':>20}{s.family}, {s.latent_channels} values/token, licence: {s.licence} <{s.licence_url}>")
+        if folder is not None:
+            names = COSMOS_FILES if isinstance(s, VisualSetting) else DIFFUSERS_FILES
+            for f in names:
+                print(f"{'':>20}{describe_weight_file(folder / f, f'{s.name}/{f}')}")
+    try:
+        dac_file = resolve_dac(args.dac_weights, allow_download=False)
+    except CheckpointError as e:
+        print(f"{'DAC':>18}  {DAC_WEIGHTS_NAME:<40} missing: {e}")
     else:
-        print(f"{'DAC':>10}  weights_44khz_8kbps_0.0.1.pth            found")
+        print(f"{'DAC':>18}  {DAC_WEIGHTS_NAME:<40} found")
+        print(f"{'':>20}{describe_weight_file(dac_file, 'dac')}")
     return 0
+
+
+class _CommandsFormatter(argparse.HelpFormatter):
+    """argparse measures subcommand names without their extra indent, so a long one ("reconstruct") had
+    its description pushed onto the next line; count that indent."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction) and action.choices:
+            longest = max(len(name) for name in action.choices)
+            self._action_max_length = max(self._action_max_length, longest + self._current_indent + 4)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="avtok",
         description="Audio-visual tokens from .mp4 (NVIDIA Cosmos video tokenizer + Descript Audio Codec), "
                     "their reconstruction, and what they keep.",
+        formatter_class=_CommandsFormatter,
     )
     p.add_argument("--version", action="version", version=f"avtok-ui {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -339,8 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_compare)
 
-    s = sub.add_parser("settings", help="list the six settings and whether their weights are found")
+    s = sub.add_parser("settings", help="list the six settings and the weight files found (path, size, SHA-256)")
     s.add_argument("--checkpoints", default=None, metavar="DIR")
+    s.add_argument("--dac-weights", default=None, metavar="PATH")
     s.set_defaults(func=_cmd_settings)
 
     from .dataset.cli import add_parser as add_dataset_parser

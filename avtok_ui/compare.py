@@ -18,11 +18,23 @@ from . import media
 from .errors import AvtokError
 
 
+def _trim_text(start_s: float, duration_s: float | None) -> str:
+    """How the original was trimmed, as the frame-count error says it ("has " when it was not)."""
+    if not start_s and not duration_s:
+        return "has "
+    span = f"from {start_s:g} s" + (f" for {duration_s:g} s" if duration_s else " to its end")
+    return f"trimmed {span} (--start {start_s:g}" + (f" --duration {duration_s:g}" if duration_s else "") + ") has "
+
+
 def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: str = "auto",
                    device: str | None = None, batch: int = 16, start_s: float = 0.0,
                    duration_s: float | None = None, max_side: int | None = None,
-                   progress: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
-    """Return ``{"video_metrics", "per_frame", "audio_metrics", "original", "reconstruction"}``."""
+                   progress: Callable[[str, float, float], None] | None = None,
+                   allow_download: bool = False) -> dict[str, Any]:
+    """Return ``{"video_metrics", "per_frame", "audio_metrics", "original", "reconstruction"}``.
+
+    ``allow_download``: fetch a missing LPIPS trunk into torch's hub cache (``lpips_net.fetch_backbone``).
+    """
     from .metrics import AudioMetrics, VideoMetrics
 
     progress = progress or (lambda s, d, t: None)
@@ -40,8 +52,9 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
     crop = (b_info.width - a_info.width, b_info.height - a_info.height) in ((0, 0), (0, 1), (1, 0), (1, 1))
     if not crop:
         raise AvtokError(
-            f"{b_path.name}: size {b_info.width}x{b_info.height} differs from {a_path.name}'s "
-            f"{a_info.width}x{a_info.height}; scores need the same size"
+            f"{b_path.name}: the reconstruction is {b_info.width}x{b_info.height} but the original "
+            f"{a_path.name} is {a_info.width}x{a_info.height}"
+            f"{' after --max-side ' + str(max_side) if size is not None else ''}; scores need the same size"
         )
     if device is None:
         import torch
@@ -49,6 +62,10 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
         device = "cuda" if torch.cuda.is_available() else "cpu"
     from .pipeline import lpips_net
 
+    if lpips != "off":
+        from .lpips_net import fetch_backbone
+
+        fetch_backbone(lpips_net(lpips, device), allow_download=allow_download)
     vm = VideoMetrics(lpips=None if lpips == "off" else "auto", lpips_net=lpips_net(lpips, device), device=device,
                       scored_on="the two files' decoded uint8 RGB frames (a reconstruction's H.264 round trip "
                                 "included)")
@@ -74,7 +91,9 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
             buf_a, buf_b = buf_a[k:], buf_b[k:]
         progress("compare", min(n_a, n_b), total)
     if n_a != n_b:
-        raise AvtokError(f"{b_path.name}: has {n_b} frames but {a_path.name} has {n_a}; scores need the same count")
+        raise AvtokError(f"{b_path.name}: the reconstruction has {n_b} frames but the original {a_path.name} "
+                         f"{_trim_text(start_s, duration_s)}{n_a}; scores need the same count (give the "
+                         "original's trim as the run used it: --start/--duration)")
     report: dict[str, Any] = {
         "original": a_info.to_dict(),
         "reconstruction": b_info.to_dict(),

@@ -15,10 +15,11 @@ computes in eval mode:
 
 The trunks use torchvision's exact module layout so the ImageNet weight files torchvision would download
 (``vgg16-397923af.pth``, ``alexnet-owt-7be5be79.pth``) load with their own keys (``features.0.weight``...).
-Those files cannot be downloaded here: they are looked up (in order) in an explicit ``backbone_path``,
-``$AVTOK_LPIPS_BACKBONE`` (a file or a directory) and torch's hub cache
-(``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``). When absent, LPIPS is
-*unavailable* with a one-line reason -- never a made-up number.
+They are looked up (in order) in an explicit ``backbone_path``, ``$AVTOK_LPIPS_BACKBONE`` (a file or a
+directory) and torch's hub cache (``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``);
+:func:`fetch_backbone` downloads the file into that cache when downloads are allowed (the rule of every other
+weight file: ``checkpoints.download_blocked``). When absent, LPIPS is *unavailable* with a one-line reason --
+never a made-up number.
 
 Precision: float32 trunk (like ``lpips``); on CUDA PyTorch's default cuDNN TF32 setting applies, exactly as
 it would to the reference package under the same torch. Results are returned as float64.
@@ -48,6 +49,8 @@ __all__ = [
     "resolve_backbone",
     "linear_heads_path",
     "hub_checkpoint_dir",
+    "backbone_url",
+    "fetch_backbone",
 ]
 
 #: v0.1 scaling layer constants (``lpips/lpips.py``, ``ScalingLayer``).
@@ -142,6 +145,48 @@ def resolve_backbone(
     if where:
         reason += f" ({where})"
     return None, reason
+
+
+#: Where torchvision downloads the ImageNet trunks from (the file name ends in its SHA-256 prefix).
+BACKBONE_URL = "https://download.pytorch.org/models/{name}"
+
+
+def backbone_url(net: str = "vgg") -> str:
+    """URL of the torchvision weight file for ``net`` (``vgg16-397923af.pth`` / ``alexnet-owt-7be5be79.pth``)."""
+    return BACKBONE_URL.format(name=BACKBONE_FILES[_canon_net(net)][0])
+
+
+def fetch_backbone(net: str = "vgg", *, allow_download: bool) -> tuple[Path | None, str]:
+    """Make sure the trunk file for ``net`` is there, downloading it into torch's hub cache
+    (:func:`hub_checkpoint_dir`, where :func:`resolve_backbone` looks) when downloads are allowed -- the same
+    rule as every other weight file (``checkpoints.download_blocked``: the caller's switch and
+    ``HF_HUB_OFFLINE``). The download is checked against the SHA-256 prefix in the file name and lands
+    atomically. Returns ``(path, "")`` or ``(None, reason)`` (the "unavailable: ..." line, plus why no
+    download happened); never raises.
+    """
+    from . import checkpoints as ck
+
+    net = _canon_net(net)
+    found, reason = resolve_backbone(net)
+    if found is not None:
+        return found, ""
+    blocked = ck.download_blocked(allow_download)
+    if blocked:
+        return None, f"{reason} ({blocked})"
+    url = backbone_url(net)
+    unreachable = ck._unreachable(url)
+    if unreachable:
+        return None, f"{reason} (download of {url} failed: {unreachable})"
+    name = BACKBONE_FILES[net][0]
+    dest = hub_checkpoint_dir() / name
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        hash_prefix = name.rsplit("-", 1)[1].split(".")[0]
+        torch.hub.download_url_to_file(url, str(dest), hash_prefix=hash_prefix, progress=False)
+    except Exception as err:  # noqa: BLE001 -- network, disk, hash mismatch: LPIPS stays unavailable
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        return None, f"{reason} (download of {url} failed: {type(err).__name__}: {first[:160]})"
+    return (dest, "") if dest.is_file() else (None, f"{reason} (download of {url} gave no file)")
 
 
 def lpips_status(net: str = "vgg", backbone_path: str | os.PathLike | None = None) -> tuple[bool, str]:

@@ -1,6 +1,6 @@
 """Reconstruction metrics: video PSNR / SSIM / LPIPS (batched torch) and audio SI-SDR / mel distance.
 
-Conventions (authoritative source: ``shared/METRIC_CONVENTIONS.md``; default = TokenBench after its uint8 fix):
+Conventions (documented for users in ``docs/METRICS.md``; default = TokenBench after its uint8 fix):
 
 * Inputs are decoded **uint8 RGB** frames ``[T, H, W, 3]`` at native resolution; every value is cast
   before arithmetic (no uint8 wrap-around).

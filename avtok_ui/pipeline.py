@@ -31,7 +31,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -43,6 +43,7 @@ import torch
 from . import __version__, media
 from .engine.flow import Flow, check_cancel
 from .engine.outputs import Staging
+from .engine.report import AudioScores, Readouts, RunReport, Timings, VideoScores
 from .engine.stages import (
     AudioOutcome,
     Clock,
@@ -123,10 +124,12 @@ class RunResult:
     audio_wav: Path | None
     metrics_json: Path | None
     extracted_wav: Path | None
-    report: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)  # the JSON form of ``run_report``
+    run_report: RunReport | None = None  # typed (None for ``reconstruct``)
 
     def paths(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items() if k != "report" and v is not None}
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)
+                if f.name not in ("report", "run_report") and getattr(self, f.name) is not None}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -141,10 +144,15 @@ class Models:
 
 
 def load_models(config: RunConfig, *, need_audio: bool = True) -> Models:
-    """Load the Cosmos tokenizer for ``config.setting`` and, if ``need_audio``, the DAC codec."""
-    from .visual import CosmosTokenizer
+    """Load the visual tokenizer for ``config.setting`` (Cosmos 0.1 or a diffusers VAE:
+    :func:`avtok_ui.backends.load_tokenizer`) and, if ``need_audio``, the DAC codec."""
+    from .backends import load_tokenizer
+    from .checkpoints import require_weights
 
-    cosmos = CosmosTokenizer.from_pretrained(
+    require_weights(config.setting, config.checkpoint_dir, config.dac_weights,  # all missing pieces at once
+                    need_dac=need_audio and config.codebooks > 0, allow_download=config.allow_download)
+
+    cosmos = load_tokenizer(
         config.setting, config.checkpoint_dir, device=config.device, dtype=config.dtype,
         allow_download=config.allow_download,
     )
@@ -154,6 +162,10 @@ def load_models(config: RunConfig, *, need_audio: bool = True) -> Models:
 
         codec = DacCodec.from_pretrained(config.dac_weights, device=cosmos.device,
                                          allow_download=config.allow_download)
+    if config.metrics and config.lpips != "off":  # the LPIPS trunk: fetched when downloads are allowed
+        from .lpips_net import fetch_backbone
+
+        fetch_backbone(lpips_net(config.lpips, cosmos.device), allow_download=config.allow_download)
     return Models(cosmos=cosmos, dac=codec)
 
 
@@ -163,6 +175,8 @@ def load_models(config: RunConfig, *, need_audio: bool = True) -> Models:
 def lpips_net(choice: str, device: Any) -> str:
     """Resolve ``auto``: the TokenBench VGG on a GPU, AlexNet on a CPU (VGG LPIPS measured ~36 s per
     720p frame on this project's 2-core CPU box, AlexNet ~1.3 s). The report always names the net."""
+    if choice not in ("auto", "vgg", "alex", "off"):
+        raise AvtokError(f"lpips must be auto, vgg, alex or off, got {choice!r}")
     if choice in ("vgg", "alex"):
         return choice
     return "vgg" if str(device).startswith("cuda") else "alex"
@@ -385,30 +399,29 @@ def tokenize(
         tf = load_tokens(tokens_path, visual=False)
         from .readouts import token_readouts
 
-        report: dict[str, Any] = {
-            "tool": f"avtok-ui {__version__}",
-            "created": meta.created,
-            "source": info.to_dict() | {"path": str(source)},
-            "evaluated": {"width": width, "height": height, "n_frames": n_frames, "duration_s": duration,
-                          "start_s": config.start_s, "resized": size is not None},
-            "setting": config.setting.name,
-            "config": _config_dict(config) | {"tokens_only": tokens_only},
-            "device": str(cosmos.device),
-            "dtype": str(cosmos.dtype).replace("torch.", ""),
+        rr = RunReport(
+            tool=f"avtok-ui {__version__}",
+            created=meta.created,
+            source=info.to_dict() | {"path": str(source)},
+            evaluated={"width": width, "height": height, "n_frames": n_frames, "duration_s": duration,
+                       "start_s": config.start_s, "resized": size is not None},
+            setting=config.setting.name,
+            config=_config_dict(config) | {"tokens_only": tokens_only},
+            device=str(cosmos.device),
+            dtype=str(cosmos.dtype).replace("torch.", ""),
             # a trimmed run is compared with the source bytes pro-rated to the evaluated span
-            "readouts": token_readouts(tf, tokens_path.stat().st_size,
-                                       int(info.file_size * min(1.0, duration / info.duration_s))
-                                       if info.duration_s else info.file_size, duration, width, height),
-        }
-        if "encoder" in sink:
-            report["video_encoder"] = sink["encoder"]
+            readouts=Readouts.from_dict(token_readouts(
+                tf, tokens_path.stat().st_size,
+                int(info.file_size * min(1.0, duration / info.duration_s)) if info.duration_s else info.file_size,
+                duration, width, height)),
+            video_encoder=sink.get("encoder"),
+            audio_metrics=AudioScores.from_dict(audio.report),
+        )
         if vmetrics is not None:
             with clock("metrics"):
-                report["video_metrics"] = vmetrics.summary()
-                report["per_frame"] = vmetrics.per_frame()
-        if audio.report is not None:
-            report["audio_metrics"] = audio.report
-        report["timings_s"] = _timings(clock, t_start)
+                rr.video_metrics = VideoScores.from_dict(vmetrics.summary())
+                rr.per_frame = vmetrics.per_frame()
+        rr.timings = _timings(clock, t_start)
         result = RunResult(
             tokens=tokens_dir / names["tokens"],
             video=None if tokens_only else recon_dir / names["video"],
@@ -416,9 +429,10 @@ def tokenize(
             audio_wav=recon_dir / names["audio_wav"] if (do_audio and not tokens_only) else None,
             metrics_json=tokens_dir / names["metrics"] if do_metrics else None,
             extracted_wav=extract_final,
-            report=report,
+            run_report=rr,
         )
-        report["outputs"] = result.paths()
+        rr.outputs = result.paths()
+        result.report = report = rr.to_dict()
         if metrics_path is not None:
             metrics_path.write_text(json.dumps(json_safe(report), indent=1))
         stage.commit()
@@ -454,17 +468,17 @@ def _writer_options(config: RunConfig, device: Any) -> dict[str, Any]:
     return opts
 
 
-def _timings(clock: Clock, t_start: float) -> dict[str, float]:
-    """Busy seconds per stage (stages overlap, so they add up to more than ``total``), model calls, total,
-    and ``after_first_model_call`` (wall time from the first model call to the end of the run)."""
-    timings = dict(clock.seconds)
-    timings["model_calls"] = sum(timings.get(k, 0.0) for k in
-                                 ("visual encode", "visual decode", "audio encode", "audio decode"))
+def _timings(clock: Clock, t_start: float) -> Timings:
+    """Busy seconds per stage, seconds in model calls, total, and the wall time after the first model call."""
+    stages = dict(clock.seconds)
     end = time.perf_counter()
-    timings["total"] = end - t_start
-    if clock.first_model_call is not None:
-        timings["after_first_model_call"] = end - clock.first_model_call
-    return timings
+    return Timings(
+        stages=stages,
+        model_calls=sum(stages.get(k, 0.0) for k in ("visual encode", "visual decode", "audio encode",
+                                                      "audio decode")),
+        total=end - t_start,
+        after_first_model_call=None if clock.first_model_call is None else end - clock.first_model_call,
+    )
 
 
 def _video_duration(frame_times: np.ndarray, info: media.VideoInfo, clip_duration: float) -> float:
@@ -533,6 +547,8 @@ def _weights_used(models: Models) -> dict[str, Any]:
     c = models.cosmos
     out = {"encoder": _file_id(getattr(c, "encoder_path", None)),
            "decoder": _file_id(getattr(c, "decoder_path", None))}
+    if hasattr(c, "describe"):  # a diffusers VAE: backend, class, config hash + its two files
+        out = {"backend": c.describe(), **{k: _file_id(v) for k, v in c.weight_paths().items()}}
     if models.dac is not None:
         out["dac"] = _file_id(getattr(models.dac, "weights_path", None))
     return out

@@ -26,7 +26,10 @@ from .settings import (
 )
 
 CONVENTIONS = {
-    "visual_token": "one latent position (t,y,x); CV = 16 bf16 channels (32 bytes), DV = one FSQ id (2 bytes)",
+    "visual_token": "one latent position (t,y,x); continuous = C bf16 channels (2C bytes: Cosmos CV C=16, "
+                    "diffusers VAEs their latent channels), DV = one FSQ id (2 bytes)",
+    "latent_values_per_source_pixel": "visual tokens x values per token (C, or 1 id) / (frames x height x width)",
+    "visual_bits_per_source_pixel": "visual tokens x stored bytes per token x 8 / (frames x height x width)",
     "audio_token": "one DAC code (one codebook x one code frame, 10 bits, stored as uint16)",
     "raw_rgb24": "frames x height x width x 3 bytes of the evaluated video",
     "source_file": "source file bytes, pro-rated to the evaluated duration when trimmed",
@@ -93,7 +96,14 @@ def _summarise(setting: VisualSetting, t: int, h: int, w: int, n_q: int, n_code:
         "visual_tokens_per_second": per_s(visual),
         "audio_tokens_per_second": per_s(audio),
         "bytes_per_visual_token": setting.bytes_per_token,
-        "visual_bits_of_information_per_token": (math.log2(DV_VOCAB_SIZE) if setting.discrete else 16 * 16),
+        "visual_bits_of_information_per_token": (math.log2(DV_VOCAB_SIZE) if setting.discrete
+                                                 else 16 * _channels(setting)),
+        "family": getattr(setting, "family", "Cosmos 0.1"),
+        "latent_channels": _channels(setting),
+        "latent_values_per_source_pixel": (visual * _channels(setting) / (n_frames * height * width)
+                                           if n_frames else None),
+        "visual_bits_per_source_pixel": (visual * setting.bytes_per_token * 8 / (n_frames * height * width)
+                                         if n_frames else None),
         "audio_bits_per_token": math.log2(DAC_CODEBOOK_SIZE),
         "payload_bytes": payload,
         "token_file_bytes": file_bytes,
@@ -111,6 +121,11 @@ def _summarise(setting: VisualSetting, t: int, h: int, w: int, n_q: int, n_code:
     return out
 
 
+def _channels(setting: Any) -> int:
+    """Values stored per latent position: the latent channels (continuous) or 1 id (discrete)."""
+    return 1 if setting.discrete else int(getattr(setting, "latent_channels", 16))
+
+
 def format_readouts(r: dict[str, Any]) -> str:
     """Human-readable block for the CLI."""
     g = r["latent_grid"]
@@ -118,6 +133,8 @@ def format_readouts(r: dict[str, Any]) -> str:
         f"tokens ({r['setting']}): latent grid {g['t']} x {g['h']} x {g['w']} -> {r['visual_tokens']:,} visual",
         f"  audio: {r['audio_codebooks']} codebooks x {r['audio_code_frames']:,} code frames = "
         f"{r['audio_tokens']:,} ({100 * r['audio_share']:.1f}% of {r['total_tokens']:,} total)",
+        f"  {r['latent_values_per_source_pixel'] or 0:.4f} latent values and "
+        f"{r['visual_bits_per_source_pixel'] or 0:.3f} visual bits per source pixel ({r['latent_channels']} per token)",
         f"  {r['tokens_per_second']:,.0f} tokens/s; one hour ~ {r['hour_projection']['tokens']:,.0f} tokens, "
         f"{r['hour_projection']['bytes'] / 1e6:,.1f} MB",
     ]

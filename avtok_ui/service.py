@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import media
+from .backends.registry import parse_setting
 from .errors import AvtokError, Cancelled, MediaError
 from .settings import ALL_SETTINGS, DAC_CODEBOOKS, DAC_SAMPLE_RATE, DEFAULT_WINDOW, VisualSetting
 
@@ -244,7 +245,8 @@ def cosmos_bytes(tok: Any) -> int:
     """Resident size of a loaded Cosmos tokenizer, estimated from its ``.jit`` files (≈ parameter bytes)
     scaled by the dtype it runs in."""
     size = 0
-    for p in (getattr(tok, "encoder_path", None), getattr(tok, "decoder_path", None)):
+    paths = list(tok.weight_paths().values()) if hasattr(tok, "weight_paths") else []  # a diffusers VAE
+    for p in (getattr(tok, "encoder_path", None), getattr(tok, "decoder_path", None), *paths):
         with contextlib.suppress(OSError, TypeError):
             size += Path(p).stat().st_size
     with contextlib.suppress(Exception):
@@ -432,17 +434,17 @@ class RunRequest:
     start_s: float = 0.0
     duration_s: float | None = None  # None or 0: to the end
     max_side: int | None = None  # None or 0: native (the app's ceiling still applies)
-    lpips: str = "vgg"
+    lpips: str = "auto"  # auto | vgg | alex | off: passed as is to the engine (RunConfig validates it)
 
     def normalized(self) -> RunRequest:
         r = RunRequest(**asdict(self))
-        r.setting = VisualSetting.parse(str(r.setting)).name
+        r.setting = parse_setting(str(r.setting)).name
         r.window = _as_int(r.window, "window")
         r.codebooks = _as_int(r.codebooks, "codebooks")
         r.start_s = float(r.start_s or 0.0)
         r.duration_s = float(r.duration_s) if r.duration_s not in (None, "") and float(r.duration_s) > 0 else None
         r.max_side = _as_int(r.max_side, "max side") if r.max_side not in (None, "") and float(r.max_side) > 0 else None
-        r.lpips = (r.lpips or "vgg").lower()
+        r.lpips = str(r.lpips or "auto").strip().lower()
         return r
 
 
@@ -619,6 +621,19 @@ class Service:
         miss = self.missing()
         return [s.name for s in ALL_SETTINGS if s.name not in miss]
 
+    def setting_missing(self, setting: Any) -> str | None:
+        """Why ``setting`` cannot run now (one line), or None. The app's lists above cover Cosmos 0.1 only;
+        a diffusers VAE (named through the API) is checked on demand."""
+        if setting.name in self.usable_settings():
+            return None
+        if getattr(setting, "backend", "") != "diffusers":
+            return self.missing().get(setting.name) or f"{setting.name}: checkpoint not available"
+        if self.config.allow_download:
+            return None
+        from .checkpoints import missing_checkpoints
+
+        return missing_checkpoints([setting], self.config.checkpoint_dir, include_dac=False).get(setting.name)
+
     def audio_available(self) -> bool:
         return self.config.allow_download or "dac" not in self.missing()
 
@@ -645,6 +660,29 @@ class Service:
             },
             "model_cache": self.cache.stats(),
         }
+
+    def missing_summary(self) -> str:
+        """Plain-text paragraph for the console at start-up: what weights are missing, where each was looked
+        for and how to provide them ("" when everything was found). Same facts as the page's banner."""
+        from .settings import DAC_WEIGHTS_NAME
+
+        miss = self.missing(refresh=True)
+        if not miss:
+            return ""
+        names = ", ".join(miss)
+        if self.config.allow_download:
+            return (f"weights not on this machine: {names}; they will be downloaded from the Hugging Face Hub "
+                    "on first use (downloads allowed).")
+        usable = self.usable_settings()
+        lines = [
+            f"weights missing: {names}; runs that need them are disabled ({len(usable)} of {len(ALL_SETTINGS)} "
+            f"visual settings usable, audio {'on' if self.audio_available() else 'off'}). Provide them: put "
+            "Cosmos-0.1-Tokenizer-<SETTING>/{encoder,decoder}.jit and dac/" + DAC_WEIGHTS_NAME + " under "
+            "$AVTOK_CHECKPOINTS (or pass app.py --checkpoints DIR) and restart, or start with "
+            "AVTOK_ALLOW_DOWNLOAD=1 to fetch them from the Hugging Face Hub on first use. Where each was looked for:",
+        ]
+        lines += [f"  {k}: {v}" for k, v in miss.items()]
+        return "\n".join(lines)
 
     # ----- cancellation -----------------------------------------------------------------------------
     def cancel_event(self, session: str) -> threading.Event:
@@ -719,7 +757,7 @@ class Service:
 
         info = self.probe(source)
         req = RunRequest(str(source), setting, window, codebooks, None, start_s, duration_s, max_side).normalized()
-        vs = VisualSetting.parse(req.setting)
+        vs = parse_setting(req.setting)
         vs.check_window(req.window)
         span = self.clip_span(info, req.start_s, req.duration_s)
         w, h = self.evaluated_size(info, req.max_side)
@@ -736,14 +774,14 @@ class Service:
         """``pipeline.Models`` from the resident cache (loading each missing model once), wrapped so that every
         model call takes the GPU lock."""
         from .audio import DacCodec
+        from .backends import load_tokenizer
         from .pipeline import Models
-        from .visual import CosmosTokenizer
 
         cfg = self.config
         cosmos = self.cache.get(
             ("cosmos", setting.name, device, "auto"),
-            lambda: CosmosTokenizer.from_pretrained(setting, cfg.checkpoint_dir, device=device, dtype="auto",
-                                                    allow_download=cfg.allow_download),
+            lambda: load_tokenizer(setting, cfg.checkpoint_dir, device=device, dtype="auto",
+                                   allow_download=cfg.allow_download),
             cosmos_bytes,
         )
         dac = None
@@ -768,9 +806,10 @@ class Service:
         stage("probe", 0, 1)
         info = self.probe(req.source)
         self.clip_span(info, req.start_s, req.duration_s)
-        setting = VisualSetting.parse(req.setting)
-        if setting.name not in self.usable_settings():
-            raise AvtokError(self.missing().get(setting.name) or f"{setting.name}: checkpoint not available")
+        setting = parse_setting(req.setting)
+        why = self.setting_missing(setting)
+        if why:
+            raise AvtokError(why)
         device = normalize_device(req.device)
         audio_on = req.codebooks > 0 and info.audio is not None
         notes: list[str] = []
@@ -787,7 +826,7 @@ class Service:
             setting=setting, window=req.window, codebooks=req.codebooks if audio_on else 0, device=device,
             checkpoint_dir=self.config.checkpoint_dir, dac_weights=self.config.dac_weights,
             allow_download=self.config.allow_download, start_s=req.start_s, duration_s=req.duration_s,
-            max_side=max_side, lpips=req.lpips if req.lpips in ("vgg", "alex", "off") else "vgg",
+            max_side=max_side, lpips=req.lpips,
         )
         nick = _safe_name(Path(req.source).stem)
         run_id = f"{next(self._ids)}"
@@ -795,6 +834,11 @@ class Service:
         try:
             stage("load models", 0, 1)
             models = self.models_for(setting, device, audio_on)
+            if config.metrics and config.lpips != "off":  # the LPIPS trunk, under the app's download rule
+                from .lpips_net import fetch_backbone
+                from .pipeline import lpips_net
+
+                fetch_backbone(lpips_net(config.lpips, device), allow_download=self.config.allow_download)
             stage("load models", 1, 1)
             _check_cancel(cancel)
             extracted = run_dir / f"{nick}_dac_input.wav" if audio_on else None
@@ -830,7 +874,7 @@ class Service:
         n = len(names)
         for i, name in enumerate(names):
             _check_cancel(cancel)
-            vs = VisualSetting.parse(name)
+            vs = parse_setting(name)
             req = RunRequest(**asdict(base))
             req.setting = vs.name
             req.window = nearest_window(vs, base.window)

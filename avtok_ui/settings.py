@@ -24,6 +24,10 @@ FSQ_LEVELS: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
 DV_VOCAB_SIZE: int = math.prod(FSQ_LEVELS)  # 64000
 CV_CHANNELS: int = 16
 
+FAMILY_COSMOS01 = "Cosmos 0.1"
+COSMOS_LICENCE = "NVIDIA Open Model License"
+COSMOS_LICENCE_URL = "https://www.nvidia.com/en-us/agreements/enterprise-software/nvidia-open-model-license/"
+
 #: Default temporal window (source frames). 17 = 1+4*4 = 1+8*2 is valid for every setting, is what
 #: NVIDIA's own CLI uses, and keeps a 720p window within a few GB on CPU. Longer windows (e.g. 129, the
 #: seed tool's) give fewer tokens per second (fewer causal restarts) at a higher memory cost.
@@ -46,8 +50,79 @@ class SettingError(AvtokError, ValueError):
     """An unsupported or malformed tokenizer setting (message is one user-facing line)."""
 
 
+class FrameRule:
+    """Closed forms shared by every tokenizer setting (Cosmos 0.1 and the diffusers backends).
+
+    Needs ``self.temporal`` (tf) and ``self.spatial`` (sf): windows are ``1 + tf*k`` source frames, each
+    restarting causality; frame sides are padded up to multiples of ``sf``.
+    """
+
+    temporal: int
+    spatial: int
+
+    # ----- closed forms ------------------------------------------------------------------------------
+    def latent_grid(self, height: int, width: int) -> tuple[int, int]:
+        """Latent ``(h, w)`` for a source of ``height x width`` pixels (source padded up to a multiple)."""
+        return math.ceil(height / self.spatial), math.ceil(width / self.spatial)
+
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """Pixel size the encoder sees: each side padded up to a multiple of the spatial factor."""
+        h, w = self.latent_grid(height, width)
+        return h * self.spatial, w * self.spatial
+
+    def check_window(self, window: int) -> int:
+        """Validate a temporal window (source frames); it must be ``1 + tf*k`` with ``k >= 1``."""
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1 + self.temporal or (
+            window - 1) % self.temporal:
+            raise SettingError(
+                f"window {window} is not valid for {self.name}: it must be 1+{self.temporal}*k frames "
+                f"(e.g. {1 + self.temporal * 2}, {1 + self.temporal * 4}, {1 + self.temporal * 16})"
+            )
+        return window
+
+    def padded_window_length(self, n_frames: int) -> int:
+        """Frames fed to the encoder for a window of ``n_frames`` source frames (edge-padded to 1+tf*k)."""
+        if n_frames < 1:
+            raise ValueError("a window has at least one frame")
+        return 1 + self.temporal * math.ceil((n_frames - 1) / self.temporal)
+
+    def latents_for_window(self, n_frames: int) -> int:
+        """Latent frames produced by one window of ``n_frames`` source frames: ``1 + ceil((n-1)/tf)``."""
+        return 1 + math.ceil((self.padded_window_length(n_frames) - 1) / self.temporal)
+
+    def window_lengths(self, n_frames: int, window: int) -> list[int]:
+        """Source-frame lengths of the independent windows that cover ``n_frames`` frames."""
+        self.check_window(window)
+        full, rest = divmod(n_frames, window)
+        return [window] * full + ([rest] if rest else [])
+
+    def latent_frames(self, n_frames: int, window: int) -> int:
+        """Total latent frames for a video of ``n_frames`` frames tokenized in ``window``-frame windows."""
+        return sum(self.latents_for_window(n) for n in self.window_lengths(n_frames, window))
+
+    def latent_source_spans(self, n_frames: int, window: int) -> list[tuple[int, int]]:
+        """For every latent frame, the half-open range ``[start, end)`` of *source* frames it covers.
+
+        Padding frames are excluded, so the last latent of a short window may cover fewer than ``tf``.
+        """
+        spans: list[tuple[int, int]] = []
+        base = 0
+        for n in self.window_lengths(n_frames, window):
+            spans.append((base, base + 1))
+            for i in range(1, self.latents_for_window(n)):
+                s = base + 1 + self.temporal * (i - 1)
+                spans.append((s, min(s + self.temporal, base + n)))
+            base += n
+        return spans
+
+    def visual_token_count(self, n_frames: int, height: int, width: int, window: int) -> int:
+        """Number of visual tokens (latent positions) for the whole video."""
+        h, w = self.latent_grid(height, width)
+        return self.latent_frames(n_frames, window) * h * w
+
+
 @dataclass(frozen=True, order=True)
-class VisualSetting:
+class VisualSetting(FrameRule):
     """One Cosmos video tokenizer setting: continuous/discrete x temporal x spatial compression."""
 
     discrete: bool
@@ -113,70 +188,44 @@ class VisualSetting:
         return cls(discrete=parse_bool(is_discrete), temporal=_parse_int(temporal, "temporal factor"),
                    spatial=_parse_int(spatial, "spatial factor"))
 
-    # ----- closed forms ------------------------------------------------------------------------------
-    def latent_grid(self, height: int, width: int) -> tuple[int, int]:
-        """Latent ``(h, w)`` for a source of ``height x width`` pixels (source padded up to a multiple)."""
-        return math.ceil(height / self.spatial), math.ceil(width / self.spatial)
-
-    def padded_size(self, height: int, width: int) -> tuple[int, int]:
-        """Pixel size the encoder sees: each side padded up to a multiple of the spatial factor."""
-        h, w = self.latent_grid(height, width)
-        return h * self.spatial, w * self.spatial
-
-    def check_window(self, window: int) -> int:
-        """Validate a temporal window (source frames); it must be ``1 + tf*k`` with ``k >= 1``."""
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1 + self.temporal or (
-            window - 1) % self.temporal:
-            raise SettingError(
-                f"window {window} is not valid for {self.name}: it must be 1+{self.temporal}*k frames "
-                f"(e.g. {1 + self.temporal * 2}, {1 + self.temporal * 4}, {1 + self.temporal * 16})"
-            )
-        return window
-
-    def padded_window_length(self, n_frames: int) -> int:
-        """Frames fed to the encoder for a window of ``n_frames`` source frames (edge-padded to 1+tf*k)."""
-        if n_frames < 1:
-            raise ValueError("a window has at least one frame")
-        return 1 + self.temporal * math.ceil((n_frames - 1) / self.temporal)
-
-    def latents_for_window(self, n_frames: int) -> int:
-        """Latent frames produced by one window of ``n_frames`` source frames: ``1 + ceil((n-1)/tf)``."""
-        return 1 + math.ceil((self.padded_window_length(n_frames) - 1) / self.temporal)
-
-    def window_lengths(self, n_frames: int, window: int) -> list[int]:
-        """Source-frame lengths of the independent windows that cover ``n_frames`` frames."""
-        self.check_window(window)
-        full, rest = divmod(n_frames, window)
-        return [window] * full + ([rest] if rest else [])
-
-    def latent_frames(self, n_frames: int, window: int) -> int:
-        """Total latent frames for a video of ``n_frames`` frames tokenized in ``window``-frame windows."""
-        return sum(self.latents_for_window(n) for n in self.window_lengths(n_frames, window))
-
-    def latent_source_spans(self, n_frames: int, window: int) -> list[tuple[int, int]]:
-        """For every latent frame, the half-open range ``[start, end)`` of *source* frames it covers.
-
-        Padding frames are excluded, so the last latent of a short window may cover fewer than ``tf``.
-        """
-        spans: list[tuple[int, int]] = []
-        base = 0
-        for n in self.window_lengths(n_frames, window):
-            spans.append((base, base + 1))
-            for i in range(1, self.latents_for_window(n)):
-                s = base + 1 + self.temporal * (i - 1)
-                spans.append((s, min(s + self.temporal, base + n)))
-            base += n
-        return spans
-
-    def visual_token_count(self, n_frames: int, height: int, width: int, window: int) -> int:
-        """Number of visual tokens (latent positions) for the whole video."""
-        h, w = self.latent_grid(height, width)
-        return self.latent_frames(n_frames, window) * h * w
-
     @property
     def bytes_per_token(self) -> int:
         """Storage per visual token: 16 bf16 channels = 32 bytes (CV) or one uint16 id = 2 bytes (DV)."""
         return 2 if self.discrete else 2 * CV_CHANNELS
+
+    # ----- what every backend setting describes (see avtok_ui.backends) -------------------------------
+    @property
+    def family(self) -> str:
+        """Tokenizer family shown in menus and charts."""
+        return FAMILY_COSMOS01
+
+    @property
+    def latent_channels(self) -> int:
+        """Values stored per latent position: 16 bf16 channels (CV) or one FSQ id (DV)."""
+        return 1 if self.discrete else CV_CHANNELS
+
+    @property
+    def spatial_multiple(self) -> int:
+        """Frame sides are padded up to a multiple of this (the spatial factor)."""
+        return self.spatial
+
+    @property
+    def stored_dtype(self) -> str:
+        """Dtype of the visual tensor in the token file."""
+        return "uint16" if self.discrete else "bf16"
+
+    @property
+    def backend(self) -> str:
+        """Which loader runs this setting: ``"cosmos-jit"`` (TorchScript files)."""
+        return "cosmos-jit"
+
+    @property
+    def licence(self) -> str:
+        return COSMOS_LICENCE
+
+    @property
+    def licence_url(self) -> str:
+        return COSMOS_LICENCE_URL
 
 
 ALL_SETTINGS: tuple[VisualSetting, ...] = tuple(

@@ -73,7 +73,19 @@ class TokenMeta:
 
     @property
     def visual_setting(self) -> VisualSetting:
-        return VisualSetting.parse(self.setting)
+        """The setting (Cosmos 0.1 ``VisualSetting`` or a diffusers ``DiffusersSetting``)."""
+        from .backends.registry import parse_setting
+
+        return parse_setting(self.setting)
+
+    @property
+    def backend(self) -> dict[str, Any]:
+        """Backend record: ``{"backend": "cosmos-jit"}`` or, for a diffusers VAE, its class, Hub id and
+        config hash (kept in ``weights["backend"]`` by the engine)."""
+        rec = (self.weights or {}).get("backend")
+        if isinstance(rec, dict):
+            return rec
+        return {"backend": getattr(self.visual_setting, "backend", "cosmos-jit")}
 
     def to_metadata(self) -> dict[str, str]:
         out = {"format": TOKEN_FORMAT, "format_version": str(FORMAT_VERSION)}
@@ -131,7 +143,8 @@ class TokenFile:
 def model_to_stored(tokens: torch.Tensor, setting: VisualSetting) -> torch.Tensor:
     """Encoder output -> stored form on CPU.
 
-    CV latent ``[1, 16, t, h, w]`` (any float) -> bf16 ``[1, t, h, w, 16]``;
+    Continuous latent ``[1, C, t, h, w]`` (any float; C = 16 for Cosmos CV, the VAE's latent channels for a
+    diffusers backend) -> bf16 ``[1, t, h, w, C]``;
     DV ids ``[1, t, h, w]`` int32 in [0, 64000) -> uint16 by value (never by reinterpreting bytes).
     """
     tokens = tokens.detach().to("cpu")
@@ -146,7 +159,7 @@ def model_to_stored(tokens: torch.Tensor, setting: VisualSetting) -> torch.Tenso
 
 
 def stored_to_model(stored: torch.Tensor, setting: VisualSetting) -> torch.Tensor:
-    """Stored form -> decoder input: CV bf16 ``[1, 16, t, h, w]``; DV int32 ``[1, t, h, w]``."""
+    """Stored form -> decoder input: continuous bf16 ``[1, C, t, h, w]``; DV int32 ``[1, t, h, w]``."""
     if setting.discrete:
         return stored.to(torch.int32)
     return stored.permute(0, 4, 1, 2, 3).contiguous()

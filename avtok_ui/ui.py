@@ -916,7 +916,8 @@ def _register_api(svc: Service, btns: list[gr.Button], video: gr.File, recon: gr
         try:
             svc.probe(original)
             svc.probe(reconstruction)
-            rep = compare_videos(original, reconstruction, lpips=(lpips or "vgg").lower())
+            rep = compare_videos(original, reconstruction, lpips=str(lpips or "auto").strip().lower(),
+                                 allow_download=svc.config.allow_download)
         except Exception as err:  # noqa: BLE001
             raise _api_error(err) from None
         return public_json(rep)

@@ -442,6 +442,10 @@ class CosmosTokenizer:
         """The checkpoint's own dtype (what ``dtype="auto"`` picks)."""
         return self._native
 
+    def weight_paths(self) -> dict[str, Path | None]:
+        """The files this tokenizer was loaded from (for reports)."""
+        return {"encoder": self.encoder_path, "decoder": self.decoder_path}
+
     def __repr__(self) -> str:
         return (f"CosmosTokenizer({self._setting.name}, device={self._device}, "
                 f"dtype={DTYPE_NAMES.get(self._dtype, self._dtype)})")

@@ -83,7 +83,7 @@ def main() -> None:
         tok_label, tok_per = _tokenizer_cost(args, dev, a_np[:1])
         print(f"  {tok_label:30s} {tok_per * 1e3:9.2f} ms/frame   (encode + decode, 17-frame window)")
         if args.checkpoints is None and dev.type == "cpu":
-            print("  (real files on a 2-core CPU, COSMOS_JIT.md: CV8x16x16 ~2,400 ms/frame, DV4x8x8 ~10,000 ms/frame "
+            print("  (real-size models on a 2-core CPU, measured: CV8x16x16 ~2,400 ms/frame, DV4x8x8 ~10,000 ms/frame "
                   "at 720p)")
         if dev.type == "cpu":
             try:

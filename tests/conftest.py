@@ -35,3 +35,11 @@ def checkpoints_env(tiny_checkpoints: Path, monkeypatch: pytest.MonkeyPatch) -> 
     """``AVTOK_CHECKPOINTS`` pointing at the tiny checkpoints for one test."""
     monkeypatch.setenv("AVTOK_CHECKPOINTS", str(tiny_checkpoints))
     return tiny_checkpoints
+
+
+@pytest.fixture(scope="session")
+def tiny_diffusers_checkpoints(tiny_checkpoints: Path) -> Path:
+    """The same folder plus the six tiny diffusers VAEs (``<repo name>/vae/``), built with the real classes."""
+    from avtok_ui.testing.tiny_diffusers import build_all_tiny_diffusers
+
+    return build_all_tiny_diffusers(tiny_checkpoints)

@@ -325,3 +325,66 @@ def test_requirements_txt_is_in_sync_with_pyproject():
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in (ROOT / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
     assert "gradio>=6.0" in lines and any(ln.startswith("torch") for ln in lines)
+
+
+def test_lpips_auto_reaches_the_engine_rule_on_cpu(client, clips, tmp_path, monkeypatch):
+    """The app's default "auto" is not remapped: on a CPU the engine picks AlexNet (and the report says so)."""
+    from avtok_ui.lpips_net import BACKBONE_FILES, LPIPSNet
+
+    trunk = LPIPSNet("alex")
+    trunk.random_trunk(seed=3)
+    state = {f"features.{k}": v for k, v in trunk.features.state_dict().items()}
+    torch_save = pytest.importorskip("torch").save
+    torch_save(state, tmp_path / BACKBONE_FILES["alex"][0])  # only the AlexNet trunk exists (no VGG file)
+    monkeypatch.setenv("AVTOK_LPIPS_BACKBONE", str(tmp_path))
+    *_, report = _tokenize(client, clips["silent"], lpips="auto", codebooks=0)
+    vm = report["video_metrics"]
+    assert vm["lpips_unavailable"] is None and vm["lpips"] is not None and vm["lpips"] >= 0, vm
+    assert "AlexNet" in vm["conventions"]["lpips"] and "VGG" not in vm["conventions"]["lpips"]
+    with pytest.raises(AppError, match="lpips must be auto, vgg, alex or off"):
+        _tokenize(client, clips["silent"], lpips="squeeze", codebooks=0)
+
+
+@pytest.mark.slow
+def test_launched_app_prints_missing_weights_and_sigterm_removes_its_run_folder(tiny_checkpoints, clips, tmp_path):
+    """``python app.py`` as Spaces/Docker/systemd run it: the console names the missing DAC weights at start;
+    after one run, SIGTERM stops the app and its ``avtok-ui-<pid>-*`` run folder is gone."""
+    import os
+    import signal
+    import urllib.request
+
+    from _app_server import free_port
+
+    runs = tmp_path / "runs"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("AVTOK_CHECKPOINTS", "AVTOK_DAC_WEIGHTS")}
+    env |= {"HOME": str(tmp_path / "home"), "AVTOK_RUN_ROOT": str(runs), "AVTOK_ALLOW_DOWNLOAD": "0",
+            "HF_HUB_CACHE": str(tmp_path / "hf"), "AVTOK_LPIPS": "off", "PYTHONUNBUFFERED": "1"}
+    log = tmp_path / "console.txt"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--checkpoints",
+                                 str(tiny_checkpoints)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 240
+        while True:
+            try:
+                urllib.request.urlopen(url + "config", timeout=5).read()
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+        console = log.read_text()
+        assert "weights missing: dac" in console and "DAC weights not found" in console, console[-3000:]
+        assert "AVTOK_CHECKPOINTS" in console and "AVTOK_ALLOW_DOWNLOAD=1" in console
+        _tokenize(Client(url, verbose=False), clips["silent"], codebooks=0)
+        (folder,) = list(runs.glob(f"avtok-ui-{proc.pid}-*"))
+        assert any(p.suffix == ".mp4" for p in folder.rglob("*"))  # the run's outputs are there
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(runs.glob(f"avtok-ui-{proc.pid}-*")) == [], log.read_text()[-2000:]
+    assert "Traceback" not in log.read_text()

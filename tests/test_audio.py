@@ -359,3 +359,20 @@ def test_tokens_and_alignment_fit_together(codec: DacCodec) -> None:
     off = latent_code_offsets(lt, codes.shape[1])
     parts = [codes[:, off[i] : off[i + 1]] for i in range(len(lt))]
     assert np.array_equal(np.concatenate(parts, axis=1), codes)
+
+
+def test_torch_package_dac_file_is_named_and_explained(tmp_path: Path, tiny_dac_path: Path) -> None:
+    """``dac.DAC.save()`` writes a torch.package by default: refused (never unpickled) with what it is, what is
+    expected and the conversion command, in one line."""
+    import warnings
+
+    model = load_dac_model(tiny_dac_path)
+    pkg = tmp_path / "packaged.pth"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(str(pkg))  # package=True is DAC's default
+    with pytest.raises(CheckpointError) as e:
+        load_dac_model(pkg)
+    msg = str(e.value)
+    assert "\n" not in msg and "PytorchStreamReader" not in msg and "miniz" not in msg
+    assert str(pkg) in msg and "torch.package" in msg and "package=False" in msg and "state_dict" in msg

@@ -311,3 +311,76 @@ def test_tiny_checkpoints_resolve(tiny_checkpoints: Path) -> None:
     for setting in ALL_SETTINGS:
         assert resolve_cosmos(setting, tiny_checkpoints) == tiny_checkpoints / setting.repo_name
     assert missing_checkpoints(ALL_SETTINGS, tiny_checkpoints, dac_weights=tiny_checkpoints) == {}
+
+
+def test_require_weights_names_every_missing_piece(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError) as e:
+        ck.require_weights(DV, None, None, need_dac=True, allow_download=True)  # HF_HUB_OFFLINE=1: no download
+    msg = str(e.value)
+    assert_one_line(msg)
+    assert msg.startswith("2 weight files missing for this run: (1) DV4x8x8 checkpoint not found")
+    assert "(2) DAC weights not found" in msg and "--checkpoints DIR" in msg and "--dac-weights PATH" in msg
+    with pytest.raises(CheckpointError) as e:  # DAC not needed: only Cosmos
+        ck.require_weights(DV, None, None, need_dac=False)
+    assert str(e.value).startswith("DV4x8x8 checkpoint not found") and "DAC" not in str(e.value)
+
+
+def test_require_weights_returns_both_when_present(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "ck" / DV.repo_name)
+    dac = tmp_path / "ck" / "dac" / DAC_WEIGHTS_NAME
+    dac.parent.mkdir(parents=True)
+    dac.write_bytes(b"x")
+    assert ck.require_weights(DV, tmp_path / "ck", dac, allow_download=False) == (folder, dac)
+
+
+def test_describe_weight_file_flags_wrong_sizes(tmp_path: Path) -> None:
+    import hashlib
+
+    f = tmp_path / "encoder.jit"
+    f.write_bytes(b"\0" * 4321)
+    text = ck.describe_weight_file(f, "DV8x16x16/encoder.jit")
+    assert text.startswith(f"{f}: 4.3 KB, sha256 {hashlib.sha256(f.read_bytes()).hexdigest()[:12]}")
+    assert "NOT the published file's size (~91.0 MB)" in text
+    assert "NOT" not in ck.describe_weight_file(f, "unknown-key")
+    # a file of the published size (sparse, no disk cost) is not flagged
+    big = tmp_path / "big.jit"
+    with open(big, "wb") as fh:
+        fh.truncate(int(ck.PUBLISHED_MB["DV8x16x16/encoder.jit"] * 1e6) + 12345)
+    assert "NOT" not in ck.describe_weight_file(big, "DV8x16x16/encoder.jit")
+    assert set(ck.PUBLISHED_MB) == {f"{s.name}/{n}" for s in ALL_SETTINGS for n in ck.COSMOS_FILES} | {"dac"}
+
+
+def test_lpips_backbone_fetch_follows_the_download_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from avtok_ui import lpips_net
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("AVTOK_LPIPS_BACKBONE", raising=False)
+    calls: list[tuple[str, str, str]] = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        calls.append((url, dst, hash_prefix))
+        Path(dst).write_bytes(b"trunk")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    # offline (the test session sets HF_HUB_OFFLINE=1) or not allowed: no download, the "unavailable" line
+    path, why = lpips_net.fetch_backbone("alex", allow_download=True)
+    assert path is None and calls == []
+    assert why.startswith("unavailable: alexnet-owt-7be5be79.pth not found") and "HF_HUB_OFFLINE" in why
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    path, why = lpips_net.fetch_backbone("vgg", allow_download=False)
+    assert path is None and calls == [] and "download not allowed" in why
+    # allowed (and the host reachable): torchvision's file, hash-checked, into the torch hub cache
+    monkeypatch.setattr(ck, "_unreachable", lambda url, timeout=3.0: None)
+    path, why = lpips_net.fetch_backbone("vgg", allow_download=True)
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    assert (path, why) == (hub / "vgg16-397923af.pth", "")
+    assert calls == [("https://download.pytorch.org/models/vgg16-397923af.pth", str(hub / "vgg16-397923af.pth"),
+                      "397923af")]
+    assert lpips_net.resolve_backbone("vgg") == (hub / "vgg16-397923af.pth", "")  # where LPIPS looks
+    assert lpips_net.fetch_backbone("vgg", allow_download=True) == (path, "") and len(calls) == 1  # present: no refetch
+    # unreachable host: a fast, one-line reason
+    monkeypatch.setattr(ck, "_unreachable", lambda url, timeout=3.0: "cannot reach download.pytorch.org:443")
+    path, why = lpips_net.fetch_backbone("alex", allow_download=True)
+    assert path is None and "cannot reach download.pytorch.org" in why and len(calls) == 1

@@ -197,3 +197,88 @@ def test_ctrl_c_exits_130_and_leaves_nothing(checkpoints_env, tmp_path):
     assert err.strip().splitlines()[-1] == "error: interrupted; no outputs were written"
     assert "Traceback" not in err
     assert _all_files(out) == []
+
+
+def test_missing_weights_are_reported_together_with_their_flags(src_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("AVTOK_CHECKPOINTS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    rc = main(["tokenize", str(src_dir / "clip.mp4"), "-o", str(tmp_path / "o"), "--offline", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1, err
+    # both pieces in one message, each with the flag that provides it
+    assert "2 weight files missing" in err and "(1) DV8x16x16 checkpoint not found" in err
+    assert "(2) DAC weights not found" in err and "--checkpoints DIR" in err and "--dac-weights PATH" in err
+    # a silent clip needs no DAC: only the Cosmos piece is named
+    rc = main(["tokenize", str(src_dir / "silent.mp4"), "-o", str(tmp_path / "o"), "--offline", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "DV8x16x16 checkpoint not found" in err and "DAC" not in err
+    assert _all_files(tmp_path / "o") == []
+
+
+def test_settings_show_path_size_hash_and_flag_stand_ins(tiny_checkpoints, capsys):
+    import hashlib
+
+    assert main(["settings", "--checkpoints", str(tiny_checkpoints),
+                 "--dac-weights", str(tiny_checkpoints / "dac")]) == 0
+    out = capsys.readouterr().out
+    enc = tiny_checkpoints / "Cosmos-0.1-Tokenizer-CV4x8x8" / "encoder.jit"
+    line = next(ln for ln in out.splitlines() if str(enc) in ln)
+    assert hashlib.sha256(enc.read_bytes()).hexdigest()[:12] in line
+    kb = enc.stat().st_size / 1e3
+    assert f"{kb:.1f} KB" in line or f"{kb / 1e3:.1f} MB" in line, line
+    # random-weight stand-ins are far from the published sizes: said plainly, for every file
+    assert "NOT the published file's size (~60.6 MB)" in line
+    assert out.count("NOT the published file's size") == 13  # 6 x (encoder, decoder) + DAC
+
+
+def test_compare_error_names_roles_and_trim(src_dir, capsys):
+    clip = str(src_dir / "clip.mp4")
+    assert main(["compare", clip, clip, "--duration", "0.4", "--lpips", "off", "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "the reconstruction has 20 frames but the original clip.mp4 trimmed" in err, err
+    assert "--duration 0.4" in err and "has 10" in err
+
+
+def test_identical_files_spell_infinity_one_way(src_dir, capsys):
+    clip = str(src_dir / "clip.mp4")
+    assert main(["compare", clip, clip, "--lpips", "off", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR   ∞ (lossless)" in out and "SI-SDR ∞" in out, out
+    assert "inf" not in out.replace("info", "")
+
+
+def test_help_keeps_each_command_on_one_line(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert any(ln.split()[:2] == ["reconstruct", "token"] for ln in out.splitlines()), out
+    assert not any(ln.strip() == "reconstruct" for ln in out.splitlines())
+
+
+def test_readme_synopsis_names_every_tokenize_option():
+    import argparse
+
+    from avtok_ui.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    synopsis = readme.split("## CLI", 1)[1].split("```", 2)[1]
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    import re
+
+    def named(opt: str) -> bool:
+        return re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", synopsis) is not None
+
+    missing = [a.option_strings for a in sub.choices["tokenize"]._actions
+               if a.option_strings and "--help" not in a.option_strings and not any(map(named, a.option_strings))]
+    assert not missing, missing
+
+
+def test_usage_errors_exit_2_and_input_errors_exit_1(src_dir, capsys):
+    # the README's promise, checked: a bad option value is argparse's usage error (exit 2) ...
+    with pytest.raises(SystemExit) as e:
+        main(["tokenize", str(src_dir / "clip.mp4"), "--lpips", "foo"])
+    assert e.value.code == 2 and "usage:" in capsys.readouterr().err
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "exits 2" in readme and "exits 1" in readme and "`error: <problem>`" in readme

@@ -69,7 +69,7 @@ def test_latent_counts_match_enumeration(setting):
             assert spans[0][0] == 0 and spans[-1][1] == n
             assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
             assert all(0 < e - s <= tf for s, e in spans)
-            # the encoder sees 1+tf*k frames per window: t = ceil((T+3)/tf) (COSMOS_JIT.md) at T=1+tf*k
+            # the encoder sees 1+tf*k frames per window: t = ceil((T+3)/tf) (the published JIT files) at T=1+tf*k
             for w_len in setting.window_lengths(n, window):
                 T = setting.padded_window_length(w_len)
                 assert (T - 1) % tf == 0 and T >= w_len

@@ -92,12 +92,11 @@ def _check_out(out: Path) -> None:
 
 
 def _check_weights(config: Any) -> None:
-    """The same resolution (and one-line messages) as ``avtok tokenize``."""
-    from ..checkpoints import resolve_cosmos, resolve_dac
+    """The same resolution (and one-line messages) as ``avtok tokenize`` (``pipeline.load_models``)."""
+    from ..checkpoints import require_weights
 
-    resolve_cosmos(config.setting, config.checkpoint_dir, allow_download=config.allow_download)
-    if config.codebooks > 0:
-        resolve_dac(config.dac_weights, allow_download=config.allow_download)
+    require_weights(config.setting, config.checkpoint_dir, config.dac_weights, need_dac=config.codebooks > 0,
+                    allow_download=config.allow_download)
 
 
 def _job_identity(config: Any) -> dict[str, Any]:

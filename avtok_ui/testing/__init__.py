@@ -2,7 +2,8 @@
 
 * :mod:`avtok_ui.testing.tiny_cosmos` -- Cosmos 0.1 video tokenizer stand-ins (bf16 TorchScript files laid
   out like ``$AVTOK_CHECKPOINTS/Cosmos-0.1-Tokenizer-XX/{encoder,decoder}.jit``);
-* :mod:`avtok_ui.testing.tiny_dac` -- a tiny Descript Audio Codec.
+* :mod:`avtok_ui.testing.tiny_dac` -- a tiny Descript Audio Codec;
+* :mod:`avtok_ui.testing.tiny_diffusers` -- tiny diffusers video VAEs (``<repo name>/vae/``), real classes.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..settings import DAC_WEIGHTS_NAME
 from .tiny_cosmos import build_all_tiny_cosmos
 from .tiny_dac import build_tiny_dac
+from .tiny_diffusers import build_all_tiny_diffusers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     build_all_tiny_cosmos(args.out)
     build_tiny_dac(args.out / "dac" / DAC_WEIGHTS_NAME, seed=args.seed)
+    build_all_tiny_diffusers(args.out, seed=args.seed)  # <repo name>/vae/ for the six diffusers VAEs
     print(f"tiny random-weight checkpoints written to {args.out} (NOT real models: plumbing only)")
     print(f"use: export AVTOK_CHECKPOINTS={args.out}")
     return 0

@@ -2,7 +2,7 @@
 
 ``build_tiny_cosmos(setting, out_dir)`` writes ``out_dir/<setting.repo_name>/{encoder,decoder}.jit``:
 ``torch.jit.trace``\\ s of ``nn.Sequential``\\ s, traced in bf16 with bf16 weights like the published files,
-so that they behave the same way where it matters to the product (see /work/shared/COSMOS_JIT.md):
+so that they behave the same way as the published files where it matters to the product:
 
 * encoder input ``[B, 3, T, H, W]`` in [-1, 1], fp32 or bf16 (cast to bf16 inside, as the real patcher);
   it contains an ``aten::avg_pool3d`` in bf16, so on CPU it fails ("avg_pool3d_out_frame" not implemented
