@@ -182,8 +182,13 @@ def job(videos, tiny_checkpoints, tmp_path_factory):
     killed_shards = {s.name: s.stat().st_mtime_ns for s in (out / "shards").glob("shard-*.tar")}
     assert p.returncode == -signal.SIGKILL, p.stdout.read().decode()[-2000:]
     assert 1 <= len(killed_shards) and not (out / "summary.json").exists()  # really interrupted mid-run
-    r = subprocess.run(_dataset_cmd(videos, out, "--workers", "2"), env=env, capture_output=True, text=True,
-                       timeout=900)
+    p2 = subprocess.Popen(_dataset_cmd(videos, out, "--workers", "2"), env=env, start_new_session=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = p2.communicate(timeout=900)
+    finally:
+        _kill_session(p2.pid)  # worker processes take a few seconds to notice Ray's shutdown: don't wait
+    r = subprocess.CompletedProcess(p2.args, p2.returncode, stdout, stderr)
     return {"out": out, "killed_shards": killed_shards, "run": r}
 
 
