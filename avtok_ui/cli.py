@@ -397,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoints", default=None, metavar="DIR")
     s.add_argument("--dac-weights", default=None, metavar="PATH")
     s.set_defaults(func=_cmd_settings)
+
+    from .dataset.cli import add_parser as add_dataset_parser
+
+    add_dataset_parser(sub)  # `avtok dataset`: its options and code live in avtok_ui/dataset/
     return p
 
 
