@@ -332,7 +332,12 @@ class VideoMetrics:
     ``lpips``: ``"auto"`` (load real LPIPS ``lpips_net`` if its weights are present, else record why not),
     ``None``/``"off"`` (not computed), or a ready :class:`LPIPS` (e.g. a resident one).
     ``device``: where metrics are computed (default: CUDA if available, else CPU).
-    ``batch``: frames per LPIPS trunk pass (further capped by a per-device pixel budget).
+    ``batch``: cap on frames per LPIPS trunk pass (default: the device's pixel budget decides -- a whole
+    17-frame 720p window in two passes on an accelerator, one frame per pass on CPU).
+
+    :meth:`update` takes uint8 RGB ``[T, H, W, 3]`` numpy arrays or torch tensors on any device (values
+    0..255; any strides, contiguous is fastest); frames are scored on ``device`` (tensors already there
+    are not copied). One instance is fed from one thread at a time.
     ``scored_on``: label of what the frames are (default: decoder output before any re-encode).
     """
 
@@ -342,7 +347,7 @@ class VideoMetrics:
         lpips: LPIPS | None | str = "auto",
         device: str | torch.device | None = None,
         lpips_net: str = "vgg",
-        batch: int = 8,
+        batch: int | None = None,
         scored_on: str = CONVENTIONS["scored_on"],
     ) -> None:
         self.device = (
@@ -350,7 +355,7 @@ class VideoMetrics:
             if device is not None
             else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         )
-        self.batch = max(1, int(batch))
+        self.batch = None if batch is None else max(1, int(batch))
         self.scored_on = scored_on
         self.resolution_note = "no resize or subsampling by the scorer"
         self._lpips: LPIPS | None = None
@@ -378,7 +383,8 @@ class VideoMetrics:
         return len(self._sse)
 
     def update(self, orig: np.ndarray | Tensor, recon: np.ndarray | Tensor) -> None:
-        """Score one window: two uint8 ``[T, H, W, 3]`` arrays of one shape (T may be 0)."""
+        """Score one window: ``orig`` and ``recon`` uint8 RGB ``[T, H, W, 3]`` of one shape (T may be 0),
+        numpy arrays or torch tensors on any device (moved to ``self.device`` if elsewhere)."""
         a, b = _pair(orig, recon)
         t, h, w, _ = a.shape
         if self.height is None:
