@@ -11,8 +11,8 @@ Conventions (authoritative source: ``shared/METRIC_CONVENTIONS.md``; default = T
   lossless frames (infinite PSNR), which it leaves out, are present.
 * **SSIM**: exactly scikit-image ``structural_similarity(data_range=255, channel_axis=-1)``: 7x7 uniform
   window, sample covariance (N/(N-1)), K1 0.01, K2 0.03, 3-px border cropped, mean over R,G,B; then the
-  mean over frames. Window sums are exact integers (separable 7-tap sums: int16 for pixels, int32 for
-  products) and so are SSIM's cancelling differences, so the only rounding is the final per-pixel ratio
+  mean over frames. Window sums are exact integers (separable 7-tap sums in int32) and so are SSIM's
+  cancelling differences, so the only rounding is the final per-pixel ratio
   (float32, ~1e-7 relative); the per-frame mean is float64 (|ours - skimage float64| ~1e-8).
 * **Speed**: PSNR and SSIM come from one pass over each window, in strips of rows sized to the CPU cache
   (whole frames in chunks on an accelerator), on the device of ``VideoMetrics`` with work buffers reused
@@ -120,9 +120,10 @@ def _pair(orig: np.ndarray | Tensor, recon: np.ndarray | Tensor) -> tuple[Tensor
 # ----- exact frame statistics -------------------------------------------------------------------------
 # Frames are used in their own layout: a uint8 [T, H, W, 3] frame is a [H, 3W] matrix of interleaved
 # R,G,B, so a horizontal 7-pixel window is 7 taps 3 elements apart and every channel is filtered at once
-# (no permute, no per-channel loop). All window sums are exact integers: int16 for the pixel sums
-# (<= 49*255), int32 for the sums of products (<= 49*2*255^2); SSIM's cancelling differences are formed in
-# int32 too, so the only rounding is the final float32 ratio per pixel (~1e-7) and its float64 mean.
+# (no permute, no per-channel loop). All window sums are exact int32 (<= 49*2*255^2), the four of them
+# (x, y, x^2 + y^2, xy) filtered in one stacked pass; SSIM's cancelling differences are formed in int32
+# too, so the only rounding is the final float32 ratio per pixel (~1e-7) and its float64 mean.
+# Few, cache-sized operations: each one is an OpenMP fork/join when torch uses several threads.
 class _Buffers:
     """Flat work buffers reused across strips (allocating per operation costs page faults)."""
 
@@ -241,30 +242,20 @@ def _sse_strip(a8: Tensor, b8: Tensor, buf: _Buffers) -> Tensor:
 def _ssim_strip(a8: Tensor, b8: Tensor, own: int, buf: _Buffers) -> tuple[Tensor, Tensor]:
     """uint8 ``[n, R, 3W]`` pair (R = output rows + 6) -> (SSE of the first ``own`` rows, int64 ``[n]``;
     sum of the SSIM map over the strip's R-6 output rows and all channels, float64 ``[n]``)."""
-    i16, i32, f32 = torch.int16, torch.int32, torch.float32
+    i32, f32 = torch.int32, torch.float32
     nf, r, n = a8.shape
-    # pixels: int16 for the window sums, int32 for the products
-    xy = buf.get("xy", (2, nf, r, n), i16)
-    xy[0].copy_(a8)
-    xy[1].copy_(b8)
-    x = buf.get("x", (nf, r, n), i32)
-    y = buf.get("y", (nf, r, n), i32)
+    q = buf.get("q", (4, nf, r, n), i32)  # x, y, x^2 + y^2, x*y
+    x, y = q[0], q[1]
     x.copy_(a8)
     y.copy_(b8)
-    qp = buf.get("qp", (2, nf, r, n), i32)  # x^2 + y^2, x*y
-    torch.mul(x, y, out=qp[1])
-    torch.mul(x, x, out=qp[0]).addcmul_(y, y)
+    torch.mul(x, y, out=q[3])
+    torch.mul(x, x, out=q[2]).addcmul_(y, y)
     # SSE = sum (x^2 + y^2) - 2 sum xy over the rows this strip owns
-    sse = _row_sums_int64(qp[0, :, :own], 2 * 255 * 255, buf, "rq")
-    sse -= 2 * _row_sums_int64(qp[1, :, :own], 255 * 255, buf, "rp")
-    # window sums
-    sxy = _box7(xy, buf, "h")  # int16 [2, nf, ro, nw]
-    sqp = _box7(qp, buf, "i")  # int32 [2, nf, ro, nw]
-    ro, nw = sxy.shape[-2:]
-    sx = buf.get("x", (nf, ro, nw), i32)  # x, y are free again
-    sy = buf.get("y", (nf, ro, nw), i32)
-    sx.copy_(sxy[0])
-    sy.copy_(sxy[1])
+    sse = _row_sums_int64(q[2, :, :own], 2 * 255 * 255, buf, "rq")
+    sse -= 2 * _row_sums_int64(q[3, :, :own], 255 * 255, buf, "rp")
+    s4 = _box7(q, buf, "b")  # int32 [4, nf, ro, nw]: all four window sums in one pass
+    sx, sy, sqp = s4[0], s4[1], s4[2:]
+    ro, nw = sx.shape[-2:]
     cxy = sqp[1].mul_(_NP).addcmul_(sx, sy, value=-1)  # 49 Sxy - Sx Sy          |.| < 1.6e8
     cvv = sqp[0].mul_(_NP).addcmul_(sx, sx, value=-1).addcmul_(sy, sy, value=-1)  # 0 <= . < 3.2e8
     num = buf.get("f1", (nf, ro, nw), f32)
