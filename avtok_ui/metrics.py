@@ -76,7 +76,7 @@ _INT32_MAX = 2**31 - 1
 #: CPU: elements (rows x 3W) per operation and per torch thread. The frame is cut into strips of rows
 #: this size so that every intermediate stays in the L2/L3 cache (a whole 720p plane does not).
 _CPU_ELEMS_PER_THREAD = 128 * 1024
-#: Accelerators: frame pixels (T*H*W) per chunk (whole frames; ~150 MB of int32 work buffers per 720p frame).
+#: Accelerators: frame pixels (T*H*W) per chunk (whole frames; ~210 MB of work buffers per 720p frame).
 _DEVICE_PIXEL_BUDGET = 1280 * 720 * 4
 
 CONVENTIONS: dict[str, str] = {
@@ -254,23 +254,35 @@ def _ssim_strip(a8: Tensor, b8: Tensor, own: int, buf: _Buffers) -> tuple[Tensor
     sse = _row_sums_int64(q[2, :, :own], 2 * 255 * 255, buf, "rq")
     sse -= 2 * _row_sums_int64(q[3, :, :own], 255 * 255, buf, "rp")
     s4 = _box7(q, buf, "b")  # int32 [4, nf, ro, nw]: all four window sums in one pass
-    sx, sy, sqp = s4[0], s4[1], s4[2:]
+    sx, sy = s4[0], s4[1]
     ro, nw = sx.shape[-2:]
-    cxy = sqp[1].mul_(_NP).addcmul_(sx, sy, value=-1)  # 49 Sxy - Sx Sy          |.| < 1.6e8
-    cvv = sqp[0].mul_(_NP).addcmul_(sx, sx, value=-1).addcmul_(sy, sy, value=-1)  # 0 <= . < 3.2e8
-    num = buf.get("f1", (nf, ro, nw), f32)
-    den = buf.get("f2", (nf, ro, nw), f32)
-    tmp = buf.get("f3", (nf, ro, nw), f32)
-    num.copy_(cxy).add_(_C2N / 2)
-    den.copy_(cvv).add_(_C2N)
-    torch.mul(sx, sy, out=cxy)  # Sx Sy                       < 1.6e8
-    sx.mul_(sx).addcmul_(sy, sy)  # Sx^2 + Sy^2               < 3.2e8
-    num.mul_(tmp.copy_(cxy).add_(_C1N / 2))
-    den.mul_(tmp.copy_(sx).add_(_C1N))
-    num.div_(den)  # SSIM / 4
+    s4[3].mul_(_NP).addcmul_(sx, sy, value=-1)  # cxy = 49 Sxy - Sx Sy                  |.| < 1.6e8
+    s4[2].mul_(_NP).addcmul_(sx, sx, value=-1).addcmul_(sy, sy, value=-1)  # cxx + cyy, 0 <= . < 3.2e8
+    tmp = buf.get("t", (nf, ro, nw), i32)
+    torch.mul(sx, sx, out=tmp).addcmul_(sy, sy)  # Sx^2 + Sy^2                       < 3.2e8
+    sy.mul_(sx)  # Sx Sy                                                          < 1.6e8
+    sx.copy_(tmp)
+    # s4 = [Sx^2 + Sy^2, Sx Sy, cxx + cyy, cxy]: one conversion, one broadcast add of the constants
+    f = buf.get("f", (4, nf, ro, nw), f32)
+    f.copy_(s4).add_(_ssim_consts(f.device))
+    f[1].mul_(f[3])  # (Sx Sy + C1N/2)(cxy + C2N/2) = numerator / 4
+    f[0].mul_(f[2])  # denominator
+    f[1].div_(f[0])  # SSIM / 4
     rows = buf.get("rf", (nf, ro), f32)
-    torch.sum(num, dim=-1, out=rows)
+    torch.sum(f[1], dim=-1, out=rows)
     return sse, rows.sum(dim=-1, dtype=torch.float64).mul_(4.0)
+
+
+_CONSTS: dict[torch.device, Tensor] = {}
+
+
+def _ssim_consts(device: torch.device) -> Tensor:
+    """float32 ``[4, 1, 1, 1]``: the constants added to [Sx^2 + Sy^2, Sx Sy, cxx + cyy, cxy]."""
+    c = _CONSTS.get(device)
+    if c is None:
+        c = torch.tensor([_C1N, _C1N / 2, _C2N, _C2N / 2], dtype=torch.float32, device=device).view(4, 1, 1, 1)
+        _CONSTS[device] = c
+    return c
 
 
 # ----- PSNR -------------------------------------------------------------------------------------------
