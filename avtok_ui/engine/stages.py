@@ -208,7 +208,12 @@ def recon_stage(inp: Channel, writer_args: dict[str, Any] | None, metrics_out: C
 
 
 def metrics_stage(inp: Channel, vmetrics: Any, clock: Clock) -> None:
-    """Score each (original, reconstruction) window pair (uint8 ``[n, H, W, 3]`` each)."""
+    """Score each (original, reconstruction) window pair (uint8 ``[n, H, W, 3]`` each).
+
+    On a CPU this thread uses one intra-op thread (OpenMP's setting is per thread): the model and the
+    encoder already keep the cores busy, and many small multi-threaded ops stall on an oversubscribed CPU."""
+    if str(getattr(vmetrics, "device", "cpu")).startswith("cpu"):
+        torch.set_num_threads(1)
     for orig, recon in inp:
         with clock("metrics"):
             vmetrics.update(orig, recon)
