@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .errors import AvtokError, Cancelled
-from .settings import DAC_CODEBOOKS, DEFAULT_WINDOW, VisualSetting, all_names
+from .settings import DAC_CODEBOOKS, DEFAULT_PRESET, DEFAULT_WINDOW, X264_PRESETS, VisualSetting, all_names
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -72,6 +72,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, setting: bool = True) -> Non
         p.add_argument("--max-side", type=int, default=None, metavar="PX",
                        help="resolution cap: scale so the longest side is at most PX")
         p.add_argument("--no-metrics", action="store_true", help="skip PSNR/SSIM/LPIPS and audio metrics")
+        p.add_argument("--tokens-only", action="store_true",
+                       help="write the token file alone: no decoder, no reconstruction, no metrics (training data)")
         p.add_argument("--lpips", choices=["auto", "vgg", "alex", "off"], default="auto",
                        help="LPIPS backbone (default auto: VGG on GPU as TokenBench, AlexNet on CPU for speed)")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
@@ -83,6 +85,12 @@ def _add_run_options(p: argparse.ArgumentParser, *, setting: bool = True) -> Non
                    help="DAC weights file (default $AVTOK_CHECKPOINTS/dac/weights_44khz_8kbps_0.0.1.pth)")
     p.add_argument("--offline", action="store_true", help="never download weights")
     p.add_argument("--crf", type=int, default=18, help="H.264 CRF of the reconstructions (default 18)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=X264_PRESETS, metavar="NAME",
+                   help=f"x264 preset of the reconstructions (default {DEFAULT_PRESET}; "
+                        "slower = smaller files, same quality)")
+    p.add_argument("--windows-per-call", type=int, default=1, metavar="N",
+                   help="temporal windows per model call (default 1: tokens identical to one by one; "
+                        "more can be faster on a GPU, bf16 results may differ slightly)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
@@ -96,7 +104,8 @@ def _config(args: argparse.Namespace, setting: VisualSetting | None = None):
         checkpoint_dir=args.checkpoints, dac_weights=args.dac_weights,
         allow_download=not args.offline and os.environ.get("HF_HUB_OFFLINE", "") in ("", "0"),
         start_s=args.start, duration_s=args.duration, max_side=args.max_side,
-        metrics=not args.no_metrics, lpips=args.lpips, crf=args.crf,
+        metrics=not args.no_metrics, lpips=args.lpips, crf=args.crf, preset=args.preset,
+        tokens_only=getattr(args, "tokens_only", False), windows_per_call=args.windows_per_call,
     )
 
 
@@ -148,7 +157,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     config = RunConfig(setting=tf.setting, window=tf.meta.window,
                        codebooks=int(tf.audio_codes.shape[0]) if tf.audio_codes is not None else 0,
                        device=args.device, dtype=args.dtype, checkpoint_dir=args.checkpoints,
-                       dac_weights=args.dac_weights, allow_download=not args.offline, metrics=False, crf=args.crf)
+                       dac_weights=args.dac_weights, allow_download=not args.offline, metrics=False, crf=args.crf,
+                       preset=args.preset, windows_per_call=args.windows_per_call)
     progress = _Progress(args.quiet)
     try:
         result = reconstruct(args.tokens, args.out_dir, args.nickname, config=config, progress=progress)
@@ -397,6 +407,8 @@ def tokenize_video_main(argv: list[str] | None = None) -> int:
     p.add_argument("--codebooks", type=int, default=DAC_CODEBOOKS, metavar="N",
                    help="DAC codebooks 1-9 (default 9); 0 = no audio tokens")
     p.add_argument("--no-metrics", action="store_true", help="skip PSNR/SSIM/LPIPS and audio metrics")
+    p.add_argument("--tokens-only", action="store_true",
+                   help="write the token file alone: no decoder, no reconstruction, no metrics, no extracted wav")
     p.add_argument("--lpips", choices=["auto", "vgg", "alex", "off"], default="auto",
                    help="LPIPS backbone (default auto: VGG on GPU, AlexNet on CPU)")
     _add_run_options(p, setting=False)
@@ -417,7 +429,8 @@ def tokenize_video_main(argv: list[str] | None = None) -> int:
         progress = _Progress(a.quiet)
         try:
             result = tokenize(src, a.output_tokens_dir, a.reconstructed_dir, a.video_nickname, config,
-                              progress=progress, extracted_wav=src.parent / f"{src.stem}_audio.wav")
+                              progress=progress,
+                              extracted_wav=None if a.tokens_only else src.parent / f"{src.stem}_audio.wav")
         finally:
             progress.close()
         _print_result(result)

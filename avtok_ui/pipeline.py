@@ -1,32 +1,37 @@
-"""One run of the engine: video -> tokens -> reconstruction (+ metrics), streaming and atomic.
+"""One run of the engine: video -> tokens -> reconstruction (+ metrics), as overlapped stages.
 
-Flow (each window of source frames flows once, left to right)::
+The graph (each box is a small unit in ``avtok_ui/engine/``; each arrow a bounded queue, so memory stays flat)::
 
-    media.read_audio ─► DacCodec.encode_stream ─► codes ──────────────────────────────┐
-    media.iter_windows ─► CosmosTokenizer.encode ─► TokenFileWriter (spill) ──────────►├─► token file
-                                   └─► decode ─► VideoMetrics.update ─► VideoWriter      │
-    codes ─► DacCodec.decode_stream ─► WavWriter ─► audio metrics                        │
-    media.mux(video, wav) ─► <nick>_reconstructed.mp4                                    ┘
+    source thread                 foreground (model)                 sink threads
+    media.iter_windows ──windows──► VisualCoder.encode ──► TokenFileWriter (spill) ───────────► <nick>.safetensors
+      + VisualCoder.prepare          └► VisualCoder.decode ──decoded──► recon_stage: uint8 + VideoWriter (x264/NVENC)
+        (uint8 -> model input)                                          └──pairs──► metrics_stage (PSNR/SSIM/LPIPS)
+    audio thread: media.read_audio ─► DAC encode (chunks) ─► codes ─► DAC decode ─► WAV + audio scores
+    after all stages: alignment (latents <-> code frames), token file, mux(video, wav) ─► <nick>_reconstructed.mp4
 
-Every output is first written inside a hidden staging folder next to its destination and renamed into
-place only when the whole run succeeded; any error, Ctrl-C or cancel removes the staging folder.
+* ``stages.source_stage`` decodes frames (PyAV) and converts them to the model's input ahead of the model
+  (on CUDA only pins them; the conversion is device work).
+* ``stages.VisualCoder`` makes the model calls: encode, and (unless tokens-only) decode the *stored* tokens,
+  so the reconstruction shows exactly what the token file keeps. Several windows per call with
+  ``RunConfig.windows_per_call``.
+* ``stages.recon_stage`` converts decoded windows to uint8 and encodes the reconstruction mp4;
+  ``stages.metrics_stage`` scores them; ``stages.audio_stage`` runs DAC in its own thread.
+* ``flow.Flow`` joins them: the first error, Ctrl-C or the app's Cancel stops every stage promptly.
+* ``outputs.Staging``: every output is written in a hidden staging folder next to its destination and renamed
+  into place only when the whole run succeeded; any failure removes it (outputs are atomic).
+
+The tokens-only path (:func:`tokenize` with ``tokens_only=True``) is the same graph without the decoder call,
+the reconstruction encoder, metrics and audio decoding.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import math
-import os
-import shutil
-import sys
-import tempfile
 import threading
 import time
-import wave
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -36,19 +41,39 @@ import numpy as np
 import torch
 
 from . import __version__, media
-from .errors import AvtokError, Cancelled
-from .metrics import AudioMetrics, json_safe
+from .engine.flow import Flow, check_cancel
+from .engine.outputs import Staging
+from .engine.report import AudioScores, Readouts, RunReport, Timings, VideoScores
+from .engine.stages import (
+    AudioOutcome,
+    Clock,
+    VisualCoder,
+    WindowItem,
+    audio_stage,
+    decode_audio,
+    frac_str,
+    locked_progress,
+    metrics_stage,
+    recon_stage,
+    source_stage,
+    trim_heap,
+)
+from .errors import AvtokError
+from .metrics import json_safe
 from .settings import (
     DAC_CODEBOOKS,
     DAC_HOP,
     DAC_SAMPLE_RATE,
+    DEFAULT_PRESET,
     DEFAULT_WINDOW,
+    X264_PRESETS,
     VisualSetting,
 )
 from .tokens import TokenFile, TokenFileWriter, TokenMeta, iter_visual_windows, load_tokens, stored_to_model
 
 ProgressFn = Callable[[str, float, float], None]
 """``progress(stage, done, total)``: stage is a short label such as ``"visual"``; ``total`` may be 0."""
+
 
 
 @dataclass
@@ -69,6 +94,9 @@ class RunConfig:
     metrics: bool = True
     lpips: str = "auto"  # auto (VGG on GPU, AlexNet on CPU: VGG costs ~30 s per 720p frame there) | vgg | alex | off
     crf: int = 18  # H.264 quality of the reconstructions (lower = closer to the decoder's output)
+    preset: str = DEFAULT_PRESET  # x264 preset of the reconstructions (speed vs size; see benchmarks/README.md)
+    tokens_only: bool = False  # write the token file alone: no decoder call, no reconstruction, no metrics
+    windows_per_call: int = 1  # temporal windows batched into one model call (1 = bit-identical to one by one)
 
     def __post_init__(self) -> None:
         self.setting.check_window(self.window)
@@ -80,6 +108,10 @@ class RunConfig:
             raise AvtokError("trim start must be >= 0 and duration > 0")
         if self.max_side is not None and self.max_side < 16:
             raise AvtokError(f"max_side must be at least 16 pixels, got {self.max_side}")
+        if self.preset not in X264_PRESETS:
+            raise AvtokError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
+        if not 1 <= self.windows_per_call <= 64:
+            raise AvtokError(f"windows per call must be between 1 and 64, got {self.windows_per_call}")
 
 
 @dataclass
@@ -87,15 +119,17 @@ class RunResult:
     """Paths of what a run wrote, plus its report (also saved as ``<nick>_metrics.json``)."""
 
     tokens: Path
-    video: Path
-    visual_video: Path
+    video: Path | None  # None on the tokens-only path
+    visual_video: Path | None
     audio_wav: Path | None
     metrics_json: Path | None
     extracted_wav: Path | None
-    report: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)  # the JSON form of ``run_report``
+    run_report: RunReport | None = None  # typed (None for ``reconstruct``)
 
     def paths(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items() if k != "report" and v is not None}
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)
+                if f.name not in ("report", "run_report") and getattr(self, f.name) is not None}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -129,19 +163,31 @@ def load_models(config: RunConfig, *, need_audio: bool = True) -> Models:
 # ----------------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------------
-def _trim_heap() -> None:
-    """Return freed window buffers to the OS (glibc keeps them otherwise; see TRAPS.md "Memory")."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 def lpips_net(choice: str, device: Any) -> str:
     """Resolve ``auto``: the TokenBench VGG on a GPU, AlexNet on a CPU (VGG LPIPS measured ~36 s per
     720p frame on this project's 2-core CPU box, AlexNet ~1.3 s). The report always names the net."""
     if choice in ("vgg", "alex"):
         return choice
     return "vgg" if str(device).startswith("cuda") else "alex"
+
+
+@dataclass(frozen=True)
+class ClipSpan:
+    """The part of a source a run covers: its duration (s) and an estimate of its frame count."""
+
+    duration_s: float
+    frames_estimate: int
+
+
+def clip_span(info: media.VideoInfo, start_s: float, duration_s: float | None, name: str) -> ClipSpan:
+    """Duration and estimated frame count of the trim ``[start_s, start_s + duration_s)`` of a source
+    (``duration_s`` None or 0: to the end). A start past the end is a one-line error naming ``name``."""
+    avail = max(0.0, info.duration_s - start_s)
+    if start_s > 0 and avail <= 0:
+        raise AvtokError(f"{name}: trim start {start_s:.2f}s is past the end ({info.duration_s:.2f}s)")
+    clip = min(avail, duration_s) if duration_s else avail
+    frames = max(1, int(round(clip * float(info.avg_fps or info.fps)))) if clip else max(1, info.n_frames)
+    return ClipSpan(clip, frames)
 
 
 def capped_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
@@ -152,93 +198,6 @@ def capped_size(width: int, height: int, max_side: int | None) -> tuple[int, int
     w = max(2, int(round(width * scale / 2)) * 2)
     h = max(2, int(round(height * scale / 2)) * 2)
     return w, h
-
-
-class _Staging:
-    """Hidden folders next to each destination; ``commit`` renames files into place, ``abort`` removes all."""
-
-    def __init__(self) -> None:
-        self._dirs: dict[Path, Path] = {}
-        self._planned: list[tuple[Path, Path]] = []
-        self._stale: list[Path] = []
-        self._created: list[Path] = []
-
-    def path_for(self, final: Path) -> Path:
-        final = Path(final)
-        parent = final.parent.resolve()
-        if parent not in self._dirs:
-            missing = [p for p in (parent, *parent.parents) if not p.exists()]
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-                self._created.extend(missing)  # deepest first: removed on abort if still empty
-                self._dirs[parent] = Path(tempfile.mkdtemp(prefix=".avtok-staging-", dir=parent))
-            except OSError as err:
-                raise AvtokError(f"{parent}: output folder is not writable ({err.strerror or err})") from None
-        tmp = self._dirs[parent] / final.name
-        self._planned.append((tmp, parent / final.name))
-        return tmp
-
-    def scratch(self, folder: Path, name: str) -> Path:
-        """A temporary file in ``folder``'s staging area that is deleted, never committed."""
-        self.path_for(Path(folder) / name)
-        self._planned.pop()
-        return self._dirs[Path(folder).resolve()] / name
-
-    def replaces(self, final: Path) -> None:
-        """``final`` is an output of a previous run under the same name that this run does not produce:
-        it is deleted at commit, so a re-run never mixes old and new files."""
-        self._stale.append(Path(final))
-
-    def commit(self) -> None:
-        for tmp, final in self._planned:
-            if tmp.exists():
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, final)
-        for old in self._stale:
-            old.unlink(missing_ok=True)
-        self._created.clear()
-        self.abort()
-
-    def abort(self) -> None:
-        for d in self._dirs.values():
-            shutil.rmtree(d, ignore_errors=True)
-        self._dirs.clear()
-        for d in self._created:
-            with contextlib.suppress(OSError):
-                d.rmdir()  # only if still empty
-        self._created.clear()
-
-
-class _Clock:
-    """Accumulates seconds per label (model calls vs everything else)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, label: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - t0
-
-
-def _check_cancel(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("cancelled by the user")
-
-
-def _wav_chunks(path: Path, chunk: int = DAC_SAMPLE_RATE * 10) -> Iterator[np.ndarray]:
-    """Stream a 16-bit PCM WAV as float32 ``[C, n]`` chunks."""
-    with wave.open(str(path), "rb") as w:
-        ch = w.getnchannels()
-        while True:
-            raw = w.readframes(chunk)
-            if not raw:
-                break
-            a = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-            yield a.reshape(-1, ch).T
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -264,7 +223,7 @@ def _check_nickname(nickname: str) -> str:
 def tokenize(
     source: str | Path,
     tokens_dir: str | Path,
-    recon_dir: str | Path,
+    recon_dir: str | Path | None,
     nickname: str,
     config: RunConfig,
     *,
@@ -272,6 +231,7 @@ def tokenize(
     extracted_wav: str | Path | None = None,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    tokens_only: bool | None = None,
 ) -> RunResult:
     """Tokenize ``source`` and write tokens, reconstructions and a metrics report.
 
@@ -279,20 +239,22 @@ def tokenize(
     ``<nick>_reconstructed.mp4`` (H.264 + AAC), ``<nick>_reconstructed_visual.mp4`` and
     ``<nick>_reconstructed_audio.wav``. ``extracted_wav``: also keep the DAC input audio there (the seed
     tool wrote ``<stem>_audio.wav`` beside the source). All-or-nothing.
+
+    ``tokens_only`` (default ``config.tokens_only``): write the token file alone -- no decoder call, no
+    reconstruction, no metrics, no extracted WAV (``recon_dir`` may be None). For preparing training data.
     """
     _check_nickname(nickname)
-    progress = progress or (lambda stage, done, total: None)
+    if tokens_only is None:
+        tokens_only = config.tokens_only
+    progress = locked_progress(progress)
     t_start = time.perf_counter()
-    clock = _Clock()
+    clock = Clock()
     source = Path(source)
     progress("probe", 0, 1)
     info = media.probe(source)
+    span = clip_span(info, config.start_s, config.duration_s, source.name)
     size = capped_size(info.width, info.height, config.max_side)
     width, height = size or (info.width, info.height)
-    avail = max(0.0, info.duration_s - config.start_s)
-    if config.start_s > 0 and avail <= 0:
-        raise AvtokError(f"{source.name}: trim start {config.start_s:.2f}s is past the end ({info.duration_s:.2f}s)")
-    clip_duration = min(avail, config.duration_s) if config.duration_s else avail
     do_audio = info.audio is not None and config.codebooks > 0
     if models is None:
         with clock("load models"):
@@ -300,53 +262,36 @@ def tokenize(
     cosmos = models.cosmos
     if do_audio and models.dac is None:
         raise AvtokError("audio tokens requested but no DAC model was loaded")
+    if not tokens_only and recon_dir is None:
+        raise AvtokError("a reconstruction folder is needed (or use tokens_only)")
 
     names = output_names(nickname)
-    tokens_dir, recon_dir = Path(tokens_dir), Path(recon_dir)
-    stage = _Staging()
+    tokens_dir = Path(tokens_dir)
+    recon_dir = Path(recon_dir) if recon_dir is not None else None
+    do_metrics = config.metrics and not tokens_only
+    stage = Staging()
     try:
         tokens_path = stage.path_for(tokens_dir / names["tokens"])
-        metrics_path = stage.path_for(tokens_dir / names["metrics"]) if config.metrics else None
-        visual_path = stage.path_for(recon_dir / names["visual_video"])
-        video_path = stage.path_for(recon_dir / names["video"])
-        audio_out = stage.path_for(recon_dir / names["audio_wav"]) if do_audio else None
+        metrics_path = stage.path_for(tokens_dir / names["metrics"]) if do_metrics else None
         if metrics_path is None:
             stage.replaces(tokens_dir / names["metrics"])
-        if audio_out is None:
-            stage.replaces(recon_dir / names["audio_wav"])
-        extract_final = Path(extracted_wav) if (extracted_wav and do_audio) else None
-        # the DAC input is kept (staged) for audio metrics even when the user did not ask for it
-        if extract_final is not None:
-            audio_in = stage.path_for(extract_final)
-        else:
-            audio_in = stage.scratch(tokens_dir, "dac_input.wav") if do_audio else None
+        visual_path = video_path = audio_out = audio_in = extract_final = None
+        if not tokens_only:
+            visual_path = stage.path_for(recon_dir / names["visual_video"])
+            video_path = stage.path_for(recon_dir / names["video"])
+            audio_out = stage.path_for(recon_dir / names["audio_wav"]) if do_audio else None
+            if audio_out is None:
+                stage.replaces(recon_dir / names["audio_wav"])
+            extract_final = Path(extracted_wav) if (extracted_wav and do_audio) else None
+            # the DAC input is kept (staged) for audio metrics even when the user did not ask for it
+            if extract_final is not None:
+                audio_in = stage.path_for(extract_final)
+            elif do_audio and do_metrics:
+                audio_in = stage.scratch(tokens_dir, "dac_input.wav")
 
-        # ---------------- audio: extract + encode (streaming) ----------------
-        codes = None
-        n_samples = 0
-        if do_audio:
-            n_total = int(round(clip_duration * DAC_SAMPLE_RATE))
-
-            def audio_chunks() -> Iterator[np.ndarray]:
-                nonlocal n_samples
-                with media.WavWriter(audio_in, DAC_SAMPLE_RATE, 1) as wav:
-                    for chunk in media.read_audio(source, info=info, sample_rate=DAC_SAMPLE_RATE, mono=True,
-                                                  start_s=config.start_s, duration_s=clip_duration):
-                        _check_cancel(cancel)
-                        wav.write(chunk)
-                        n_samples += chunk.shape[-1]
-                        progress("audio encode", n_samples, n_total)
-                        yield chunk
-
-            with clock("audio encode"):
-                codes = models.dac.encode_stream(audio_chunks(), n_codebooks=config.codebooks)
-            _trim_heap()
-
-        # ---------------- visual: encode -> store -> decode -> score -> write, per window -----------
-        n_est = max(1, int(round(clip_duration * float(info.avg_fps or info.fps)))) if clip_duration else info.n_frames
-        n_windows_est = max(1, math.ceil(n_est / config.window))
+        coder = VisualCoder(cosmos, height, width, clock)
         vmetrics = None
-        if config.metrics:
+        if do_metrics:
             from .metrics import VideoMetrics
 
             vmetrics = VideoMetrics(lpips=None if config.lpips == "off" else "auto",
@@ -354,106 +299,129 @@ def tokenize(
             if size is not None:
                 vmetrics.resolution_note = (f"source {info.width}x{info.height} resized to {width}x{height} "
                                             "before tokenizing (resolution cap); scored at that size")
-        pts_all: list[np.ndarray] = []
-        times_all: list[np.ndarray] = []
         # pts origin = the audio's sample 0 (start of the clip), so a trim keeps its sub-frame A/V offset
         pts_origin = int(round((info.start_s + config.start_s) / info.time_base))
-        with TokenFileWriter(tokens_path, config.setting) as tw, \
-                media.VideoWriter(visual_path, width, height, info.fps, info.time_base, crf=config.crf,
-                                  pts_origin=pts_origin) as vw:
-            for win in media.iter_windows(source, config.window, info=info, start_s=config.start_s,
-                                          duration_s=config.duration_s, size=size):
-                _check_cancel(cancel)
-                progress("visual", win.index, max(n_windows_est, win.index + 1))
-                n = win.frames.shape[0]
-                with clock("visual encode"):
-                    tokens = cosmos.encode_window(win.frames)
-                stored = tw.add_window(tokens, n)
-                del tokens
-                with clock("visual decode"):
-                    recon = cosmos.decode_window(stored_to_model(stored, config.setting), n, height, width)
-                if vmetrics is not None:
-                    with clock("metrics"):
-                        vmetrics.update(win.frames, recon)
-                with clock("write video"):
-                    vw.write(recon, win.pts)
-                pts_all.append(win.pts)
-                times_all.append(win.times - config.start_s)  # clip time: 0 = audio sample 0
-                del recon, stored, win
-                _trim_heap()
-            progress("visual", 1, 1)
+        audio = AudioOutcome()
+        sink: dict[str, Any] = {}
+        pts_all: list[np.ndarray] = []
+        times_all: list[np.ndarray] = []
+        n_windows_est = max(1, math.ceil(span.frames_estimate / config.window))
+        with TokenFileWriter(tokens_path, config.setting) as tw:
+            with Flow(cancel) as flow:
+                # ---- audio: its own thread, overlapping everything visual ----
+                if do_audio:
+                    chunks = media.read_audio(source, info=info, sample_rate=DAC_SAMPLE_RATE, mono=True,
+                                              start_s=config.start_s, duration_s=span.duration_s)
+                    flow.start("audio", audio_stage, flow, models.dac, chunks, config.codebooks,
+                               int(round(span.duration_s * DAC_SAMPLE_RATE)), audio_in, audio_out, progress,
+                               clock, audio, score=do_metrics)
+                # ---- source: decode + prepare windows ahead of the model ----
+                windows_ch = flow.channel(2, "windows")
+                windows = media.iter_windows(source, config.window, info=info, start_s=config.start_s,
+                                             duration_s=config.duration_s, size=size)
+                flow.start("source", source_stage, windows_ch, windows, coder.prepare, clock)
+                # ---- sinks: reconstruction encoder, metrics ----
+                recon_ch = None
+                if not tokens_only:
+                    recon_ch = flow.channel(2, "decoded")
+                    metrics_ch = flow.channel(2, "pairs") if vmetrics is not None else None
+                    writer_args = dict(path=visual_path, width=width, height=height, fps=info.fps,
+                                       time_base=info.time_base, crf=config.crf, pts_origin=pts_origin,
+                                       **_writer_options(config, cosmos.device))
+                    flow.start("recon", recon_stage, recon_ch, writer_args, metrics_ch, clock, sink)
+                    if metrics_ch is not None:
+                        flow.start("metrics", metrics_stage, metrics_ch, vmetrics, clock)
+                # ---- the tokenizer (this thread): model calls only ----
+                for batch in _batches(windows_ch, config.windows_per_call):
+                    check_cancel(cancel)
+                    progress("visual", batch[0].index, max(n_windows_est, batch[-1].index + 1))
+                    tokens = coder.encode(batch)
+                    stored = [tw.add_window(t, len(it.frames)) for t, it in zip(tokens, batch, strict=True)]
+                    del tokens
+                    for it in batch:
+                        it.x = None
+                        pts_all.append(it.pts)
+                        times_all.append(it.times - config.start_s)  # clip time: 0 = audio sample 0
+                    if recon_ch is not None:
+                        model_tokens = [stored_to_model(s, config.setting) for s in stored]
+                        videos = coder.decode(model_tokens, [len(it.frames) for it in batch])
+                        for it, v in zip(batch, videos, strict=True):
+                            it.video = v
+                            recon_ch.put(it)
+                        del videos, model_tokens
+                    del stored, batch
+                    trim_heap()
+                if recon_ch is not None:
+                    recon_ch.close()
+                progress("visual", 1, 1)
+                flow.join()
+            if not pts_all:
+                raise AvtokError(f"{source.name}: no video frames in the requested span")
             frame_pts = np.concatenate(pts_all)
             frame_times = np.concatenate(times_all)
             n_frames = len(frame_pts)
-            duration = _video_duration(frame_times, info, clip_duration)
-
+            duration = _video_duration(frame_times, info, span.duration_s)
+            codes = audio.codes
             offsets = None
             if codes is not None:
                 from .audio import latent_code_offsets, latent_times_from_frames
 
                 times = latent_times_from_frames(tw.latent_spans, frame_times, duration)
                 offsets = latent_code_offsets(times, codes.shape[1])
-
-            meta = _make_meta(config, info, source, width, height, n_frames, duration, codes, n_samples)
+            meta = _make_meta(config, info, source, width, height, n_frames, duration, codes, audio.n_samples)
             meta.clip["pts_origin"] = pts_origin
             meta.weights = _weights_used(models)
-            _check_cancel(cancel)
+            check_cancel(cancel)
             progress("write tokens", 0, 1)
-            tw.finish(meta, frame_pts, codes, offsets)
+            with clock("write tokens"):
+                tw.finish(meta, frame_pts, codes, offsets)
 
-        # ---------------- audio decode + score ----------------
-        audio_report = None
-        if codes is not None:
-            with clock("audio decode"):
-                audio_report = _decode_audio(models.dac, codes, n_samples, audio_out, audio_in, progress,
-                                             cancel, score=config.metrics)
         # ---------------- mux ----------------
-        progress("mux", 0, 1)
-        _check_cancel(cancel)
-        with clock("mux"):
-            media.mux(visual_path, audio_out, video_path)
-        progress("mux", 1, 1)
+        if not tokens_only:
+            progress("mux", 0, 1)
+            check_cancel(cancel)
+            with clock("mux"):
+                media.mux(visual_path, audio_out, video_path)
+            progress("mux", 1, 1)
 
         # ---------------- report ----------------
         tf = load_tokens(tokens_path, visual=False)
         from .readouts import token_readouts
 
-        report: dict[str, Any] = {
-            "tool": f"avtok-ui {__version__}",
-            "created": meta.created,
-            "source": info.to_dict() | {"path": str(source)},
-            "evaluated": {"width": width, "height": height, "n_frames": n_frames, "duration_s": duration,
-                          "start_s": config.start_s, "resized": size is not None},
-            "setting": config.setting.name,
-            "config": _config_dict(config),
-            "device": str(cosmos.device),
-            "dtype": str(cosmos.dtype).replace("torch.", ""),
+        rr = RunReport(
+            tool=f"avtok-ui {__version__}",
+            created=meta.created,
+            source=info.to_dict() | {"path": str(source)},
+            evaluated={"width": width, "height": height, "n_frames": n_frames, "duration_s": duration,
+                       "start_s": config.start_s, "resized": size is not None},
+            setting=config.setting.name,
+            config=_config_dict(config) | {"tokens_only": tokens_only},
+            device=str(cosmos.device),
+            dtype=str(cosmos.dtype).replace("torch.", ""),
             # a trimmed run is compared with the source bytes pro-rated to the evaluated span
-            "readouts": token_readouts(tf, tokens_path.stat().st_size,
-                                       int(info.file_size * min(1.0, duration / info.duration_s))
-                                       if info.duration_s else info.file_size, duration, width, height),
-        }
+            readouts=Readouts.from_dict(token_readouts(
+                tf, tokens_path.stat().st_size,
+                int(info.file_size * min(1.0, duration / info.duration_s)) if info.duration_s else info.file_size,
+                duration, width, height)),
+            video_encoder=sink.get("encoder"),
+            audio_metrics=AudioScores.from_dict(audio.report),
+        )
         if vmetrics is not None:
             with clock("metrics"):
-                report["video_metrics"] = vmetrics.summary()
-                report["per_frame"] = vmetrics.per_frame()
-        if audio_report is not None:
-            report["audio_metrics"] = audio_report
-        timings = dict(clock.seconds)
-        timings["model_calls"] = sum(timings.get(k, 0.0) for k in
-                                     ("visual encode", "visual decode", "audio encode", "audio decode"))
-        timings["total"] = time.perf_counter() - t_start
-        report["timings_s"] = timings
+                rr.video_metrics = VideoScores.from_dict(vmetrics.summary())
+                rr.per_frame = vmetrics.per_frame()
+        rr.timings = _timings(clock, t_start)
         result = RunResult(
             tokens=tokens_dir / names["tokens"],
-            video=recon_dir / names["video"],
-            visual_video=recon_dir / names["visual_video"],
-            audio_wav=recon_dir / names["audio_wav"] if do_audio else None,
-            metrics_json=tokens_dir / names["metrics"] if config.metrics else None,
+            video=None if tokens_only else recon_dir / names["video"],
+            visual_video=None if tokens_only else recon_dir / names["visual_video"],
+            audio_wav=recon_dir / names["audio_wav"] if (do_audio and not tokens_only) else None,
+            metrics_json=tokens_dir / names["metrics"] if do_metrics else None,
             extracted_wav=extract_final,
-            report=report,
+            run_report=rr,
         )
-        report["outputs"] = result.paths()
+        rr.outputs = result.paths()
+        result.report = report = rr.to_dict()
         if metrics_path is not None:
             metrics_path.write_text(json.dumps(json_safe(report), indent=1))
         stage.commit()
@@ -462,6 +430,44 @@ def tokenize(
     except BaseException:
         stage.abort()
         raise
+
+
+def _batches(windows: Iterable[WindowItem], per_call: int) -> Iterator[list[WindowItem]]:
+    """Group consecutive windows of equal length, at most ``per_call`` per model call."""
+    batch: list[WindowItem] = []
+    for it in windows:
+        if batch and (len(batch) >= per_call or len(it.frames) != len(batch[0].frames)):
+            yield batch
+            batch = []
+        batch.append(it)
+    if batch:
+        yield batch
+
+
+def _writer_options(config: RunConfig, device: Any) -> dict[str, Any]:
+    """Encoder options the reconstruction writer understands (preset; NVENC where the writer supports it)."""
+    import inspect
+
+    params = inspect.signature(media.VideoWriter.__init__).parameters
+    opts: dict[str, Any] = {}
+    if "preset" in params:
+        opts["preset"] = config.preset
+    if "use_nvenc" in params:
+        opts["use_nvenc"] = str(device).startswith("cuda")
+    return opts
+
+
+def _timings(clock: Clock, t_start: float) -> Timings:
+    """Busy seconds per stage, seconds in model calls, total, and the wall time after the first model call."""
+    stages = dict(clock.seconds)
+    end = time.perf_counter()
+    return Timings(
+        stages=stages,
+        model_calls=sum(stages.get(k, 0.0) for k in ("visual encode", "visual decode", "audio encode",
+                                                      "audio decode")),
+        total=end - t_start,
+        after_first_model_call=None if clock.first_model_call is None else end - clock.first_model_call,
+    )
 
 
 def _video_duration(frame_times: np.ndarray, info: media.VideoInfo, clip_duration: float) -> float:
@@ -493,8 +499,8 @@ def _make_meta(config: RunConfig, info: media.VideoInfo, source: Path, width: in
         setting=s.name,
         tokenizer=s.hub_id,
         source={
-            "file": source.name, "width": info.width, "height": info.height, "fps": _frac(info.fps),
-            "avg_fps": _frac(info.avg_fps), "time_base": _frac(info.time_base), "n_frames": info.n_frames,
+            "file": source.name, "width": info.width, "height": info.height, "fps": frac_str(info.fps),
+            "avg_fps": frac_str(info.avg_fps), "time_base": frac_str(info.time_base), "n_frames": info.n_frames,
             "duration_s": info.duration_s, "rotation": info.rotation, "start_s": info.start_s,
             "pix_fmt": info.pix_fmt, "codec": info.codec, "file_size": info.file_size,
         },
@@ -535,44 +541,10 @@ def _weights_used(models: Models) -> dict[str, Any]:
     return out
 
 
-def _frac(x: Fraction | float | None) -> str | None:
-    if x is None:
-        return None
-    x = Fraction(x).limit_denominator(1_000_000)
-    return f"{x.numerator}/{x.denominator}"
-
-
 def _config_dict(config: RunConfig) -> dict[str, Any]:
     d = asdict(config)
     d["setting"] = config.setting.name
     return d
-
-
-def _decode_audio(dac: Any, codes: np.ndarray, n_samples: int, out_wav: Path, ref_wav: Path | None,
-                  progress: ProgressFn, cancel: threading.Event | None, *, score: bool) -> dict[str, Any] | None:
-    """Decode codes to ``out_wav`` (streaming) and, if ``score``, compare with ``ref_wav`` chunk by chunk."""
-    scorer = AudioMetrics(DAC_SAMPLE_RATE, "DAC input (mono 44.1 kHz) vs DAC output, before AAC") if (
-        score and ref_wav is not None) else None
-    ref_iter = _wav_chunks(ref_wav) if scorer else None
-    ref_buf = np.zeros(0, dtype=np.float32)
-    done = 0
-    with media.WavWriter(out_wav, DAC_SAMPLE_RATE, 1) as wav:
-        for piece in dac.decode_stream(codes, n_samples):
-            _check_cancel(cancel)
-            piece = np.asarray(piece, dtype=np.float32).reshape(-1)
-            wav.write(piece[None])
-            done += len(piece)
-            progress("audio decode", done, n_samples)
-            if scorer is not None:
-                while len(ref_buf) < len(piece):
-                    nxt = next(ref_iter, None)
-                    if nxt is None:
-                        break
-                    ref_buf = np.concatenate([ref_buf, nxt[0]])
-                k = min(len(piece), len(ref_buf))
-                scorer.update(ref_buf[:k], piece[:k])
-                ref_buf = ref_buf[k:]
-    return scorer.summary() if scorer else None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -588,8 +560,10 @@ def reconstruct(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
 ) -> RunResult:
-    """Rebuild the video (and audio) from a token file alone; writes the three reconstruction files."""
-    progress = progress or (lambda stage, done, total: None)
+    """Rebuild the video (and audio) from a token file alone; writes the three reconstruction files.
+
+    Stages: token windows -> decoder (this thread) -> uint8 + encoder (thread); DAC decode (thread)."""
+    progress = locked_progress(progress)
     tf: TokenFile = load_tokens(tokens_path, visual=False)
     setting = tf.setting
     nickname = _check_nickname(nickname or Path(tokens_path).name.removesuffix(".safetensors"))
@@ -601,11 +575,11 @@ def reconstruct(
         models = load_models(config, need_audio=has_audio)
     src = tf.meta.source
     width, height = int(tf.meta.padding["width"]), int(tf.meta.padding["height"])
-    fps = Fraction(src["fps"])
-    time_base = Fraction(src["time_base"])
     names = output_names(nickname)
     out_dir = Path(out_dir)
-    stage = _Staging()
+    clock = Clock()
+    coder = VisualCoder(models.cosmos, height, width, clock)
+    stage = Staging()
     try:
         visual_path = stage.path_for(out_dir / names["visual_video"])
         video_path = stage.path_for(out_dir / names["video"])
@@ -614,21 +588,30 @@ def reconstruct(
             stage.replaces(out_dir / names["audio_wav"])
         pts = tf.frame_pts.numpy()
         n_windows = len(tf.window_frames)
-        pos = 0
-        with media.VideoWriter(visual_path, width, height, fps, time_base, crf=config.crf,
-                               pts_origin=tf.meta.clip.get("pts_origin")) as vw:
+        sink: dict[str, Any] = {}
+        with Flow(cancel) as flow:
+            if has_audio:
+                codes = tf.audio_codes.to(torch.int64).numpy()
+                flow.start("audio", _decode_only, flow, models.dac, codes, int(tf.meta.audio["n_samples"]),
+                           audio_out, progress, clock)
+            recon_ch = flow.channel(2, "decoded")
+            writer_args = dict(path=visual_path, width=width, height=height, fps=Fraction(src["fps"]),
+                               time_base=Fraction(src["time_base"]), crf=config.crf,
+                               pts_origin=tf.meta.clip.get("pts_origin"),
+                               **_writer_options(config, models.cosmos.device))
+            flow.start("recon", recon_stage, recon_ch, writer_args, None, clock, sink)
+            pos = 0
             for i, (n, tokens) in enumerate(iter_visual_windows(tf)):
-                _check_cancel(cancel)
+                check_cancel(cancel)
                 progress("visual decode", i, n_windows)
-                recon = models.cosmos.decode_window(tokens, n, height, width)
-                vw.write(recon, pts[pos:pos + n])
+                item = WindowItem(i, np.empty((n, 0, 0, 3), np.uint8), pts[pos:pos + n], np.zeros(0))
+                item.video = coder.decode([tokens], [n])[0]
+                recon_ch.put(item)
                 pos += n
-                del recon
-                _trim_heap()
-        if has_audio:
-            codes = tf.audio_codes.to(torch.int64).numpy()
-            _decode_audio(models.dac, codes, int(tf.meta.audio["n_samples"]), audio_out, None, progress, cancel,
-                          score=False)
+                del item, tokens
+                trim_heap()
+            recon_ch.close()
+            flow.join()
         progress("mux", 0, 1)
         media.mux(visual_path, audio_out, video_path)
         stage.commit()
@@ -639,4 +622,10 @@ def reconstruct(
     return RunResult(tokens=Path(tokens_path), video=out_dir / names["video"],
                      visual_video=out_dir / names["visual_video"],
                      audio_wav=out_dir / names["audio_wav"] if has_audio else None,
-                     metrics_json=None, extracted_wav=None, report={})
+                     metrics_json=None, extracted_wav=None, report={"video_encoder": sink.get("encoder")})
+
+
+def _decode_only(flow: Flow, dac: Any, codes: np.ndarray, n_samples: int, out_wav: Path, progress: ProgressFn,
+                 clock: Clock) -> None:
+    with clock("audio decode"):
+        decode_audio(flow, dac, codes, n_samples, out_wav, None, progress, score=False)

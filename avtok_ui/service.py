@@ -146,10 +146,19 @@ def gpu_task(duration: int = 120) -> Callable[[Callable[..., Any]], Callable[...
 # GPU lock: every model call goes through it
 # ----------------------------------------------------------------------------------------------------
 class _LockedCosmos:
-    """Wraps a ``CosmosTokenizer``: ``encode_window``/``decode_window`` run under the GPU lock."""
+    """Wraps a visual tokenizer: every model call (``encode``/``decode_raw``, which the engine's stages use,
+    and ``encode_window``/``decode_window``) runs under the GPU lock; conversions and I/O do not."""
 
     def __init__(self, inner: Any, lock: threading.Lock) -> None:
         self._inner, self._lock = inner, lock
+
+    def encode(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._inner.encode(*args, **kwargs)
+
+    def decode_raw(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._inner.decode_raw(*args, **kwargs)
 
     def encode_window(self, *args: Any, **kwargs: Any) -> Any:
         with self._lock:

@@ -29,6 +29,12 @@ CV_CHANNELS: int = 16
 #: seed tool's) give fewer tokens per second (fewer causal restarts) at a higher memory cost.
 DEFAULT_WINDOW: int = 17
 
+#: x264 presets of the reconstruction videos, fastest first.
+X264_PRESETS: tuple[str, ...] = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                                 "slower", "veryslow")
+#: Default x264 preset of the reconstructions (chosen by measurement: benchmarks/README.md).
+DEFAULT_PRESET: str = "veryfast"
+
 HUB_ORG = "nvidia"
 HUB_PREFIX = "Cosmos-0.1-Tokenizer-"
 LEGACY_HUB_PREFIX = "Cosmos-Tokenizer-"

@@ -1,0 +1,105 @@
+"""uint8 frames <-> model tensors, exact and vectorised, on whichever device holds the data.
+
+Both directions use lookup tables, so a whole window converts in one gather instead of per-element float
+arithmetic, and the values are bit-identical to the reference formulas (``visual.frames_to_tensor`` /
+``visual.tensor_to_frames``):
+
+* in:  ``x = (u8 / 127.5 - 1)`` computed in fp32, then cast to the model dtype (a 256-entry table);
+* out: ``u8 = round((clamp(x, -1, 1) + 1) * 127.5)`` computed in fp32 (a 65,536-entry table indexed by the
+  bit pattern for bf16/fp16 outputs; plain fp32 arithmetic for other dtypes).
+
+On a CPU the gathers are numpy fancy-indexing calls (measured 2-3x faster than torch's gather or arithmetic here)
+that run in the source / reconstruction threads, overlapping the model. On CUDA the uint8 frames are
+uploaded (4x less than fp32) from pinned memory with a non-blocking copy and converted on the device.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_LOCK = threading.Lock()
+_IN: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+_OUT: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+_INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _in_lut(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``lut[u8] = (u8/127.5 - 1)`` in fp32, cast to ``dtype``: ``[256]`` on ``device``."""
+    key = (dtype, device)
+    with _LOCK:
+        if key not in _IN:
+            _IN[key] = (torch.arange(256, dtype=torch.float32) / 127.5 - 1.0).to(dtype).to(device)
+        return _IN[key]
+
+
+def _out_lut(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``lut[bits] = round((clamp(x,-1,1)+1)*127.5)`` for every 16-bit pattern ``bits`` of ``dtype`` read as
+    *unsigned* (index 0..65535): ``[65536]`` uint8 on ``device``."""
+    key = (dtype, device)
+    with _LOCK:
+        if key not in _OUT:
+            bits = torch.arange(65536, dtype=torch.int32).to(torch.uint16).view(torch.int16)
+            vals = bits.view(dtype).to(torch.float32).clamp(-1.0, 1.0)
+            _OUT[key] = ((vals + 1.0) * 127.5).round_().to(torch.uint8).to(device)
+        return _OUT[key]
+
+
+def host_frames(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``np.ndarray [T, H, W, 3]`` uint8 -> a uint8 tensor ready for :func:`to_model_input` on ``device``
+    (pinned host memory when ``device`` is CUDA, so the upload can be non-blocking)."""
+    arr = np.asarray(frames)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 [T, H, W, 3], got {arr.dtype} {list(arr.shape)}")
+    if arr.shape[0] < 1:
+        raise ValueError("a window has at least one frame")
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    if device.type == "cuda":
+        t = t.pin_memory()
+    return t
+
+
+def to_model_input(frames: torch.Tensor, *, dtype: torch.dtype, device: torch.device,
+                   padded_t: int, padded_h: int, padded_w: int) -> torch.Tensor:
+    """uint8 ``[T, H, W, 3]`` (host or device) -> ``[1, 3, T', H', W']`` in [-1, 1] of ``dtype`` on ``device``.
+
+    Padding: T edge-padded (last frame repeated) to ``padded_t``; H and W replicate-padded at the
+    bottom/right to ``padded_h`` x ``padded_w``. Values equal ``(u8/127.5 - 1)`` in fp32 cast to ``dtype``.
+    """
+    t, h, w, _ = frames.shape
+    tp, hp, wp = padded_t - t, padded_h - h, padded_w - w
+    if tp < 0 or hp < 0 or wp < 0:
+        raise ValueError(f"cannot pad {t}x{h}x{w} (TxHxW) down to {padded_t}x{padded_h}x{padded_w}")
+    lut = _in_lut(dtype, device)
+    if device.type == "cpu" and frames.device.type == "cpu":
+        ints = _INT_VIEW[lut.element_size()]
+        table = lut.view(ints).numpy()
+        out = torch.from_numpy(table[frames.numpy().transpose(3, 0, 1, 2)]).view(dtype).unsqueeze(0)
+    else:
+        x = frames.to(device, non_blocking=True)
+        out = lut[x.permute(3, 0, 1, 2).to(torch.int64)].unsqueeze(0)  # [1, 3, T, H, W]
+    if tp or hp or wp:
+        out = F.pad(out, (0, wp, 0, hp, 0, tp), mode="replicate")
+    return out
+
+
+def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
+    """``[3, T, H, W]`` float (any dtype, any range, any device) -> host ``np.ndarray [T, H, W, 3]`` uint8.
+
+    ``round((clamp(x, -1, 1) + 1) * 127.5)`` in fp32, exactly; bf16/fp16 go through a bit-pattern table
+    (numpy on a CPU, a device gather on CUDA, so only uint8 is transferred).
+    """
+    if video.dim() != 4 or video.shape[0] != 3:
+        raise ValueError(f"video must be [3, T, H, W], got {list(video.shape)}")
+    if video.dtype in (torch.bfloat16, torch.float16):
+        lut = _out_lut(video.dtype, video.device)
+        bits = video.view(torch.int16)
+        if video.device.type == "cpu":
+            return lut.numpy()[bits.numpy().view(np.uint16).transpose(1, 2, 3, 0)]
+        idx = bits.permute(1, 2, 3, 0).to(torch.int64).bitwise_and_(0xFFFF)
+        return lut[idx].cpu().numpy()
+    frame = video.permute(1, 2, 3, 0).to(torch.float32).clamp(-1.0, 1.0)
+    return ((frame + 1.0) * 127.5).round_().to(torch.uint8).cpu().numpy()

@@ -1,0 +1,333 @@
+"""The stages of one run, each a small unit with one job (see ``avtok_ui/pipeline.py`` for the graph).
+
+* :func:`source_stage` (thread): decodes windows of frames and prepares the model input.
+* :class:`VisualCoder` (foreground): the model calls; conversions placed by device.
+* :func:`recon_stage` (thread): decoded tensor -> uint8 frames -> the reconstruction encoder (x264/NVENC);
+  hands frame pairs to the metrics stage.
+* :func:`metrics_stage` (thread): streaming PSNR/SSIM/LPIPS.
+* :func:`audio_stage` (thread): DAC encode (and decode + scoring) of the whole track, in chunks.
+
+Stages talk through :class:`~avtok_ui.engine.flow.Channel`\\ s and stop together (see ``flow.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import sys
+import threading
+import time
+import wave
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import media
+from ..metrics import AudioMetrics
+from ..settings import DAC_SAMPLE_RATE
+from .convert import host_frames, to_model_input, to_uint8_frames
+from .flow import Channel, Flow
+
+ProgressFn = Callable[[str, float, float], None]
+
+
+# ----------------------------------------------------------------------------------------------------
+# shared small tools
+# ----------------------------------------------------------------------------------------------------
+def trim_heap() -> None:
+    """Return freed window buffers to the OS (glibc keeps them otherwise and RSS grows with video length)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class Clock:
+    """Busy seconds per stage label, from any thread (labels overlap in time: stages run concurrently)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.first_model_call: float | None = None
+
+    @contextlib.contextmanager
+    def __call__(self, label: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            with self._lock:
+                self.seconds[label] = self.seconds.get(label, 0.0) + dt
+
+    def model_call_started(self) -> None:
+        with self._lock:
+            if self.first_model_call is None:
+                self.first_model_call = time.perf_counter()
+
+
+def locked_progress(progress: ProgressFn | None) -> ProgressFn:
+    """A progress callback that stages may call from any thread (calls are serialised)."""
+    if progress is None:
+        return lambda stage, done, total: None
+    lock = threading.Lock()
+
+    def call(stage: str, done: float, total: float) -> None:
+        with lock:
+            progress(stage, done, total)
+
+    return call
+
+
+# ----------------------------------------------------------------------------------------------------
+# source
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class WindowItem:
+    """One window on its way through the stages.
+
+    ``frames``: source ``np.ndarray [n, H, W, 3]`` uint8 (kept for metrics); ``pts``/``times``: per frame;
+    ``x``: prepared model input (see :meth:`VisualCoder.prepare`)."""
+
+    index: int
+    frames: np.ndarray
+    pts: np.ndarray
+    times: np.ndarray
+    x: torch.Tensor | None = None
+    tokens: torch.Tensor | None = None  # stored tokens of this window (after encoding)
+    video: torch.Tensor | None = None  # decoded ``[3, n, H, W]`` model dtype, cropped (after decoding)
+
+
+def source_stage(out: Channel, windows: Iterable[media.FrameWindow],
+                 prepare: Callable[[np.ndarray], torch.Tensor] | None, clock: Clock) -> None:
+    """Decode windows (PyAV) and prepare each one's model input, ahead of the model."""
+    it = iter(windows)
+    while True:
+        with clock("read frames"):
+            win = next(it, None)
+        if win is None:
+            break
+        with clock("convert in"):
+            x = prepare(win.frames) if prepare is not None else None
+        out.put(WindowItem(win.index, win.frames, win.pts, win.times, x))
+    out.close()
+
+
+# ----------------------------------------------------------------------------------------------------
+# the tokenizer's model calls
+# ----------------------------------------------------------------------------------------------------
+class VisualCoder:
+    """Model calls of one visual tokenizer for windows of ``height x width`` frames.
+
+    On a CPU the uint8 -> model conversion runs in :meth:`prepare` (called by the source thread) so it
+    overlaps the model; on CUDA :meth:`prepare` only pins the uint8 frames and the conversion is device work
+    inside :meth:`encode`. Decoded windows stay in the model dtype on the model device, cropped to the
+    source size; the reconstruction stage converts them to uint8.
+    """
+
+    def __init__(self, tokenizer: Any, height: int, width: int, clock: Clock) -> None:
+        self.tok = tokenizer
+        self.setting = tokenizer.setting
+        self.device = torch.device(tokenizer.device)
+        self.dtype = tokenizer.dtype
+        self.height, self.width = height, width
+        self.padded_h, self.padded_w = self.setting.padded_size(height, width)
+        self.clock = clock
+
+    def _model_input(self, frames: torch.Tensor) -> torch.Tensor:
+        return to_model_input(frames, dtype=self.dtype, device=self.device,
+                              padded_t=self.setting.padded_window_length(int(frames.shape[0])),
+                              padded_h=self.padded_h, padded_w=self.padded_w)
+
+    def prepare(self, frames: np.ndarray) -> torch.Tensor:
+        """Source thread: uint8 ``[n, H, W, 3]`` -> CPU: model input ``[1, 3, n', H', W']``; CUDA: pinned uint8."""
+        t = host_frames(frames, self.device)
+        if self.device.type == "cpu":
+            return self._model_input(t)
+        return t
+
+    def encode(self, items: list[WindowItem]) -> list[torch.Tensor]:
+        """Encode windows of equal length in one model call; returns each window's tokens
+        (CV ``[1, 16, t, h, w]`` model dtype, DV ``[1, t, h, w]`` int32)."""
+        with torch.inference_mode():
+            xs = [it.x if it.x is not None and it.x.is_floating_point() else
+                  self._model_input(it.x if it.x is not None else host_frames(it.frames, self.device))
+                  for it in items]
+            x = xs[0] if len(xs) == 1 else torch.cat(xs)
+            self.clock.model_call_started()
+            with self.clock("visual encode"):
+                tokens = self.tok.encode(x)
+            return list(tokens.split(1)) if len(items) > 1 else [tokens]
+
+    def decode(self, tokens: list[torch.Tensor], n_frames: list[int]) -> list[torch.Tensor]:
+        """Decode windows of equal length in one call; returns each ``[3, n, H, W]`` (model dtype, raw)."""
+        with torch.inference_mode():
+            x = tokens[0] if len(tokens) == 1 else torch.cat(tokens)
+            with self.clock("visual decode"):
+                video = self.tok.decode_raw(x)
+            return [video[i, :, :n, :self.height, :self.width] for i, n in enumerate(n_frames)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# sinks
+# ----------------------------------------------------------------------------------------------------
+def recon_stage(inp: Channel, writer_args: dict[str, Any] | None, metrics_out: Channel | None,
+                clock: Clock, result: dict[str, Any]) -> None:
+    """Decoded windows -> uint8 frames -> the reconstruction mp4 (if ``writer_args``) and the metrics stage.
+
+    ``writer_args``: keyword arguments of :class:`~avtok_ui.media.VideoWriter`. Records the encoder that
+    ran in ``result["encoder"]``.
+    """
+    writer = media.VideoWriter(**writer_args) if writer_args is not None else None
+    try:
+        for item in inp:
+            with clock("convert out"):
+                recon = to_uint8_frames(item.video)
+            item.video = None
+            if writer is not None:
+                with clock("write video"):
+                    writer.write(recon, item.pts)
+            if metrics_out is not None:
+                metrics_out.put((item.frames, recon))
+            del item, recon
+        if writer is not None:
+            with clock("write video"):
+                writer.close()
+            result["encoder"] = getattr(writer, "encoder", "libx264")
+        if metrics_out is not None:
+            metrics_out.close()
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer._abort()  # noqa: SLF001 -- the staging folder is removed anyway
+        raise
+
+
+def metrics_stage(inp: Channel, vmetrics: Any, clock: Clock) -> None:
+    """Score each (original, reconstruction) window pair (uint8 ``[n, H, W, 3]`` each)."""
+    for orig, recon in inp:
+        with clock("metrics"):
+            vmetrics.update(orig, recon)
+
+
+# ----------------------------------------------------------------------------------------------------
+# audio
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class AudioOutcome:
+    """What the audio stage produced: codes ``[n_q, n_codes]`` int64, DAC input length, optional scores."""
+
+    codes: np.ndarray | None = None
+    n_samples: int = 0
+    report: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def wav_chunks(path: Path, chunk: int = DAC_SAMPLE_RATE * 10) -> Iterator[np.ndarray]:
+    """Stream a 16-bit PCM WAV as float32 ``[C, n]`` chunks in [-1, 1)."""
+    with wave.open(str(path), "rb") as w:
+        ch = w.getnchannels()
+        while True:
+            raw = w.readframes(chunk)
+            if not raw:
+                break
+            a = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+            yield a.reshape(-1, ch).T
+
+
+def encode_audio(flow: Flow, dac: Any, chunks: Iterable[np.ndarray], n_codebooks: int, wav_in: Path | None,
+                 n_total: int, progress: ProgressFn, out: AudioOutcome) -> None:
+    """DAC-encode a stream of mono float32 ``[1, n]`` chunks (44.1 kHz); keep the input in ``wav_in``."""
+    def feed() -> Iterator[np.ndarray]:
+        wav = media.WavWriter(wav_in, DAC_SAMPLE_RATE, 1) if wav_in is not None else None
+        try:
+            for chunk in chunks:
+                flow.raise_if_stopped()
+                if wav is not None:
+                    wav.write(chunk)
+                out.n_samples += chunk.shape[-1]
+                progress("audio encode", out.n_samples, n_total)
+                yield chunk
+        finally:
+            if wav is not None:
+                wav.close()
+
+    out.codes = dac.encode_stream(feed(), n_codebooks=n_codebooks, chunk_frames=audio_chunk_frames(dac))
+    trim_heap()
+
+
+def audio_chunk_frames(dac: Any) -> int:
+    """DAC code frames per chunk: as long as memory allows. On CUDA 2,048 (~24 s: fewer, larger calls);
+    on a CPU 256 (~3 s: the full-size model peaks at ~2.3 GB for 8 s in one call). The codes do not depend
+    on it (16 frames of context on each side give the whole-track codes exactly)."""
+    from ..audio import DEFAULT_CHUNK_FRAMES
+
+    return 2048 if str(getattr(dac, "device", "cpu")).startswith("cuda") else DEFAULT_CHUNK_FRAMES
+
+
+def decode_audio(flow: Flow, dac: Any, codes: np.ndarray, n_samples: int, out_wav: Path, ref_wav: Path | None,
+                 progress: ProgressFn, *, score: bool) -> dict[str, Any] | None:
+    """Decode ``codes`` to ``out_wav`` (streaming); if ``score``, compare with ``ref_wav`` chunk by chunk."""
+    scorer = AudioMetrics(DAC_SAMPLE_RATE, "DAC input (mono 44.1 kHz) vs DAC output, before AAC") if (
+        score and ref_wav is not None) else None
+    ref = pair_chunks(wav_chunks(ref_wav)) if scorer is not None else None
+    done = 0
+    with media.WavWriter(out_wav, DAC_SAMPLE_RATE, 1) as wav:
+        for piece in dac.decode_stream(codes, n_samples, chunk_frames=audio_chunk_frames(dac)):
+            flow.raise_if_stopped()
+            piece = np.asarray(piece, dtype=np.float32).reshape(-1)
+            wav.write(piece[None])
+            done += len(piece)
+            progress("audio decode", done, n_samples)
+            if scorer is not None:
+                r = ref.take(len(piece))
+                k = min(len(piece), len(r))
+                scorer.update(r[:k], piece[:k])
+    return scorer.summary() if scorer is not None else None
+
+
+class pair_chunks:  # noqa: N801 -- reads like a function at the call site
+    """Re-chunk a stream of ``[C, n]`` (or ``[n]``) float arrays: ``take(k)`` returns the next ``k`` samples
+    of channel 0 (fewer at the end). The one helper for walking two chunk streams in step."""
+
+    def __init__(self, chunks: Iterable[np.ndarray]) -> None:
+        self._it = iter(chunks)
+        self._buf = np.zeros(0, dtype=np.float32)
+
+    def take(self, k: int) -> np.ndarray:
+        parts = [self._buf]
+        have = len(self._buf)
+        while have < k:
+            nxt = next(self._it, None)
+            if nxt is None:
+                break
+            a = np.asarray(nxt, dtype=np.float32)
+            a = a[0] if a.ndim == 2 else a
+            parts.append(a)
+            have += len(a)
+        buf = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        self._buf = buf[k:]
+        return buf[:k]
+
+
+def audio_stage(flow: Flow, dac: Any, chunks: Iterable[np.ndarray], n_codebooks: int, n_total: int,
+                wav_in: Path | None, wav_out: Path | None, progress: ProgressFn, clock: Clock,
+                out: AudioOutcome, *, score: bool) -> None:
+    """The whole audio path in one thread: encode (keeping the DAC input in ``wav_in``), then, if
+    ``wav_out``, decode and score. Overlaps the visual stages."""
+    with clock("audio encode"):
+        encode_audio(flow, dac, chunks, n_codebooks, wav_in, n_total, progress, out)
+    if wav_out is not None and out.codes is not None:
+        with clock("audio decode"):
+            out.report = decode_audio(flow, dac, out.codes, out.n_samples, wav_out, wav_in, progress, score=score)
+
+
+def frac_str(x: Fraction | float | None) -> str | None:
+    if x is None:
+        return None
+    x = Fraction(x).limit_denominator(1_000_000)
+    return f"{x.numerator}/{x.denominator}"

@@ -1,0 +1,211 @@
+"""The staged engine: exact conversions, tokens identical to window-by-window model calls, the tokens-only
+path, and every stage stopping together on an error or a cancel (no outputs, no threads left)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _synth import make_video
+
+from avtok_ui import media
+from avtok_ui.engine.convert import host_frames, to_model_input, to_uint8_frames
+from avtok_ui.errors import AvtokError, Cancelled
+from avtok_ui.pipeline import Models, RunConfig, load_models, tokenize
+from avtok_ui.settings import DAC_SAMPLE_RATE, VisualSetting
+from avtok_ui.tokens import load_tokens, model_to_stored
+from avtok_ui.visual import frames_to_tensor, pad_video, tensor_to_frames
+
+
+def _files(*dirs: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for d in dirs if d.exists() for p in d.rglob("*"))
+
+
+def _stage_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("avtok-")]
+
+
+@pytest.fixture(scope="module")
+def odd_clip(tmp_path_factory) -> Path:
+    # odd size (needs spatial padding for every setting) and 30 frames (windows of 17 + 13: temporal padding)
+    return make_video(tmp_path_factory.mktemp("src") / "odd.mp4", width=70, height=38, n_frames=30, fps=25,
+                      audio=True, audio_channels=2, audio_rate=48000)
+
+
+# ----------------------------------------------------------------------------------------------------
+# conversions
+# ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float16])
+def test_model_input_equals_reference_conversion(dtype):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(5, 19, 23, 3), dtype=np.uint8)
+    setting = VisualSetting(False, 4, 8)
+    ref = pad_video(frames_to_tensor(frames, dtype=dtype), setting)
+    ph, pw = setting.padded_size(19, 23)
+    got = to_model_input(host_frames(frames, torch.device("cpu")), dtype=dtype, device=torch.device("cpu"),
+                         padded_t=setting.padded_window_length(5), padded_h=ph, padded_w=pw)
+    assert got.shape == ref.shape == (1, 3, 5, 24, 24) and got.dtype == dtype
+    assert torch.equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float16])
+def test_uint8_frames_equal_reference_conversion(dtype):
+    g = torch.Generator().manual_seed(1)
+    video = (torch.randn(3, 4, 9, 11, generator=g) * 1.5).to(dtype)  # values beyond [-1, 1] must clamp
+    video[0, 0, 0, :4] = torch.tensor([-1.0, 1.0, 0.0, 7.0], dtype=dtype)
+    ref = tensor_to_frames(video)
+    got = to_uint8_frames(video)
+    assert got.shape == ref.shape == (4, 9, 11, 3) and got.dtype == np.uint8
+    assert np.array_equal(got, ref)
+    assert got[0, 0, :4, 0].tolist() == [0, 255, 128, 255]
+    # a cropped (non-contiguous) view converts like its copy
+    assert np.array_equal(to_uint8_frames(video[:, 1:3, 2:7, 3:9]), tensor_to_frames(video[:, 1:3, 2:7, 3:9]))
+
+
+# ----------------------------------------------------------------------------------------------------
+# tokens identical to window-by-window model calls
+# ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["CV8x16x16", "DV4x8x8", "CV4x8x8", "DV8x8x8"])
+def test_tokens_equal_window_by_window_reference(name, odd_clip, checkpoints_env, tmp_path):
+    setting = VisualSetting.parse(name)
+    cfg = RunConfig(setting=setting, window=17, lpips="off", metrics=False)
+    models = load_models(cfg)
+    res = tokenize(odd_clip, tmp_path / "t", tmp_path / "r", "x", cfg, models=models)
+    tf = load_tokens(res.tokens)
+    # reference: the plain sequential path -- decode frames, convert, pad, encode each window by itself
+    windows = [model_to_stored(models.cosmos.encode_window(w.frames), setting)
+               for w in media.iter_windows(odd_clip, 17)]
+    ref = torch.cat(windows, dim=1)
+    assert tf.visual.dtype == ref.dtype and tf.visual.shape == ref.shape
+    assert torch.equal(tf.visual, ref)
+    # audio: the codes of one streaming encode of the whole (mono, 44.1 kHz) track
+    chunks = media.read_audio(odd_clip, sample_rate=DAC_SAMPLE_RATE, mono=True)
+    codes = models.dac.encode_stream(chunks, n_codebooks=9)
+    assert np.array_equal(tf.audio_codes.to(torch.int64).numpy(), codes)
+
+
+# ----------------------------------------------------------------------------------------------------
+# tokens-only path
+# ----------------------------------------------------------------------------------------------------
+class _NoDecoder:
+    """A tokenizer proxy whose decoder must never be called."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def decode_raw(self, *a, **k):
+        raise AssertionError("the decoder was called on the tokens-only path")
+
+    decode = decode_window = decode_raw
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+@pytest.mark.slow
+def test_tokens_only_writes_the_token_file_alone(odd_clip, checkpoints_env, tmp_path):
+    setting = VisualSetting.parse("DV8x16x16")
+    full = tokenize(odd_clip, tmp_path / "full", tmp_path / "rec", "x", RunConfig(setting=setting, lpips="off"))
+    models = load_models(RunConfig(setting=setting))
+    res = tokenize(odd_clip, tmp_path / "only", None, "x", RunConfig(setting=setting),
+                   models=Models(cosmos=_NoDecoder(models.cosmos), dac=models.dac), tokens_only=True,
+                   extracted_wav=tmp_path / "odd_audio.wav")
+    assert _files(tmp_path / "only") == ["x.safetensors"]
+    assert not (tmp_path / "odd_audio.wav").exists()
+    assert res.video is None and res.metrics_json is None and "video_metrics" not in res.report
+    a, b = load_tokens(full.tokens), load_tokens(res.tokens)
+    for key in ("visual", "audio_codes", "audio_latent_offsets", "latent_source_frames", "frame_pts"):
+        assert torch.equal(getattr(a, key), getattr(b, key)), key
+    assert res.report["readouts"]["total_tokens"] == full.report["readouts"]["total_tokens"]
+    assert res.report["config"]["tokens_only"] is True
+
+
+# ----------------------------------------------------------------------------------------------------
+# stopping together
+# ----------------------------------------------------------------------------------------------------
+class _FailingDac:
+    def __init__(self, inner):
+        self._inner = inner
+
+    def encode_stream(self, chunks, *a, **k):
+        for i, _ in enumerate(chunks):
+            if i == 0:
+                raise AvtokError("audio stage exploded")
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+@pytest.mark.slow
+def test_an_error_in_a_background_stage_stops_the_run(odd_clip, checkpoints_env, tmp_path):
+    cfg = RunConfig(setting=VisualSetting.parse("CV8x16x16"), lpips="off")
+    models = load_models(cfg)
+    with pytest.raises(AvtokError, match="audio stage exploded"):
+        tokenize(odd_clip, tmp_path / "t", tmp_path / "r", "e", cfg,
+                 models=Models(cosmos=models.cosmos, dac=_FailingDac(models.dac)))
+    assert _files(tmp_path / "t", tmp_path / "r") == []
+    assert _stage_threads() == []
+
+
+@pytest.mark.slow
+def test_cancel_from_another_thread_stops_every_stage(checkpoints_env, tmp_path):
+    src = make_video(tmp_path / "long.mp4", width=64, height=48, n_frames=120, fps=25, audio=True)
+    ev = threading.Event()
+    seen: list[str] = []
+
+    def progress(stage, done, total):
+        seen.append(stage)
+        if stage == "visual" and done >= 2:
+            threading.Timer(0.01, ev.set).start()
+
+    with pytest.raises(Cancelled):
+        tokenize(src, tmp_path / "t", tmp_path / "r", "c", RunConfig(setting=VisualSetting.parse("DV8x8x8")),
+                 progress=progress, cancel=ev)
+    assert _files(tmp_path / "t", tmp_path / "r") == []
+    assert _stage_threads() == []
+
+
+def test_windows_per_call_is_validated():
+    with pytest.raises(AvtokError, match="windows per call"):
+        RunConfig(setting=VisualSetting.parse("CV8x8x8"), windows_per_call=0)
+    with pytest.raises(AvtokError, match="preset"):
+        RunConfig(setting=VisualSetting.parse("CV8x8x8"), preset="warp")
+
+
+@pytest.mark.slow
+def test_several_windows_per_call(checkpoints_env, tmp_path):
+    src = make_video(tmp_path / "w.mp4", width=64, height=48, n_frames=60, fps=25, audio=False)
+    setting = VisualSetting.parse("DV8x16x16")
+    one = tokenize(src, tmp_path / "a", tmp_path / "a", "x", RunConfig(setting=setting, lpips="off"))
+    many = tokenize(src, tmp_path / "b", tmp_path / "b", "x",
+                    RunConfig(setting=setting, lpips="off", windows_per_call=3))
+    a, b = load_tokens(one.tokens), load_tokens(many.tokens)
+    assert a.visual.shape == b.visual.shape
+    assert torch.equal(a.window_frames, b.window_frames)
+    # batching may change bf16 convolution results slightly, never the layout: most ids agree
+    assert (a.visual == b.visual).float().mean() > 0.9
+    assert len(list(media.read_video_frames(many.visual_video))) == 60
+
+
+# ----------------------------------------------------------------------------------------------------
+# the CLIs' --tokens-only
+# ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_cli_tokens_only(odd_clip, checkpoints_env, tmp_path, capsys):
+    from avtok_ui.cli import main, tokenize_video_main
+
+    out = tmp_path / "out"
+    assert main(["tokenize", str(odd_clip), "-s", "cv8x16x16", "-o", str(out), "--tokens-only", "-q"]) == 0
+    assert _files(out) == ["odd.safetensors"]
+    tok, rec = tmp_path / "tok", tmp_path / "rec"
+    rc = tokenize_video_main([str(odd_clip.parent), odd_clip.name, "nick", "false", "8", "16", str(tok), str(rec),
+                              "--tokens-only", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    assert _files(tok) == ["nick.safetensors"] and _files(rec) == []
+    assert not (odd_clip.parent / "odd_audio.wav").exists()  # no extracted wav on the tokens-only path
+    a, b = load_tokens(out / "odd.safetensors"), load_tokens(tok / "nick.safetensors")
+    assert torch.equal(a.visual, b.visual) and torch.equal(a.audio_codes, b.audio_codes)
