@@ -38,6 +38,7 @@ from av.audio.resampler import AudioResampler
 from av.video.reformatter import ColorRange, Colorspace
 
 from .errors import MediaError
+from .settings import DEFAULT_PRESET, X264_PRESETS
 
 __all__ = [
     "AudioInfo",
@@ -50,8 +51,6 @@ __all__ = [
     "frame_count",
     "rotate_upright",
     "VideoWriter",
-    "DEFAULT_PRESET",
-    "X264_PRESETS",
     "VIDEO_ENCODERS",
     "WavWriter",
     "mux",
@@ -631,11 +630,6 @@ def _as_fraction(value: Fraction | int | float | str) -> Fraction:
     return frac
 
 
-#: x264 preset of reconstructions unless the caller picks one: measured speed vs size at CRF 18 on 720p and
-#: 320x240 content (benchmarks/README.md, "x264 preset"): ``veryfast`` encodes about 2x faster than ``medium``
-#: into files no larger, ~1 dB lower PSNR; ``superfast``/``ultrafast`` are faster still but 1.3-3.3x larger.
-DEFAULT_PRESET = "veryfast"
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 #: Encoders :class:`VideoWriter` accepts; ``"auto"`` = ``h264_nvenc`` when a CUDA device is present and the
 #: driver opens it, else ``libx264``.
 VIDEO_ENCODERS = ("auto", "libx264", "h264_nvenc")
@@ -668,21 +662,25 @@ class VideoWriter:
     Timestamps are forced strictly increasing. Pixels are converted with BT.709 (limited range) and the
     stream is tagged so.
 
-    ``crf``/``preset`` are x264's (``preset`` one of :data:`X264_PRESETS`, default :data:`DEFAULT_PRESET`).
+    ``crf``/``preset`` are x264's (``preset`` one of ``settings.X264_PRESETS``, default
+    ``settings.DEFAULT_PRESET``, chosen by measurement: benchmarks/README.md, "x264 preset").
     ``encoder``: ``"libx264"``, ``"h264_nvenc"`` (constant quality ``cq = crf``, preset mapped to p1..p7), or
-    ``"auto"`` (NVENC when a CUDA device is present, else libx264). If NVENC fails to open or to encode the
-    first frame, the writer falls back to libx264 silently; :attr:`encoder` names the encoder in use.
+    ``"auto"`` (NVENC when a CUDA device is present, else libx264); ``use_nvenc=True``/``False``, if given,
+    is the same as ``encoder="h264_nvenc"``/``"libx264"``. If NVENC fails to open or to encode the first
+    frame, the writer falls back to libx264 silently; :attr:`encoder` names the encoder in use.
     """
 
     def __init__(self, path: str | os.PathLike[str], width: int, height: int, fps: Fraction,
                  time_base: Fraction | None = None, crf: int = 18, preset: str = DEFAULT_PRESET, *,
-                 pts_origin: int | None = None, encoder: str = "libx264") -> None:
+                 pts_origin: int | None = None, encoder: str = "libx264", use_nvenc: bool | None = None) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         if self.width < 1 or self.height < 1:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
         if preset not in X264_PRESETS:
             raise ValueError(f"unknown x264 preset {preset!r}: use one of {', '.join(X264_PRESETS)}")
+        if use_nvenc is not None:
+            encoder = "h264_nvenc" if use_nvenc else "libx264"
         if encoder not in VIDEO_ENCODERS:
             raise ValueError(f"unknown video encoder {encoder!r}: use one of {', '.join(VIDEO_ENCODERS)}")
         self.fps = _as_fraction(fps)

@@ -414,7 +414,13 @@ def test_video_writer_rejects_unknown_preset_and_encoder(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="encoder"):
         media.VideoWriter(tmp_path / "x.mp4", 32, 16, 25, encoder="hevc_nvenc")
     assert not (tmp_path / "x.mp4").exists()
-    assert media.DEFAULT_PRESET in media.X264_PRESETS
+
+    frames = np.stack([synth_frame(i, 64, 48) for i in range(3)])
+    out = tmp_path / "nv.mp4"
+    with media.VideoWriter(out, 64, 48, 25, use_nvenc=not Path("/dev/nvidiactl").exists()) as w:
+        w.write(frames)  # the pipeline's switch: NVENC asked for where there is none -> libx264
+    assert w.encoder == "libx264" or Path("/dev/nvidiactl").exists()
+    _assert_playable_copy(out, frames)
 
 
 def test_wav_writer_roundtrip(tmp_path: Path) -> None:
