@@ -177,12 +177,13 @@ def bench_gpu(args: argparse.Namespace, cache: Path) -> None:
 # 2. CPU tiny models, before vs after
 # ----------------------------------------------------------------------------------------------------
 def _tokens_equal(a: Path, b: Path) -> str:
-    from safetensors.numpy import load_file
+    import torch
+    from safetensors.torch import load_file
 
     ta, tb = load_file(str(a)), load_file(str(b))
     if ta.keys() != tb.keys():
         return f"no: tensors {sorted(ta)} vs {sorted(tb)}"
-    bad = [k for k in ta if ta[k].shape != tb[k].shape or ta[k].dtype != tb[k].dtype or (ta[k] != tb[k]).any()]
+    bad = [k for k in ta if ta[k].dtype != tb[k].dtype or not torch.equal(ta[k], tb[k])]
     return "yes" if not bad else f"no: {', '.join(sorted(bad))}"
 
 
