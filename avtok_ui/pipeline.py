@@ -456,16 +456,9 @@ def _batches(windows: Iterable[WindowItem], per_call: int) -> Iterator[list[Wind
 
 
 def _writer_options(config: RunConfig, device: Any) -> dict[str, Any]:
-    """Encoder options the reconstruction writer understands (preset; NVENC where the writer supports it)."""
-    import inspect
-
-    params = inspect.signature(media.VideoWriter.__init__).parameters
-    opts: dict[str, Any] = {}
-    if "preset" in params:
-        opts["preset"] = config.preset
-    if "use_nvenc" in params:
-        opts["use_nvenc"] = str(device).startswith("cuda")
-    return opts
+    """Reconstruction encoder options: the x264 preset, and NVENC on CUDA (the writer falls back to libx264
+    when NVENC cannot open or encode; the report records which ran)."""
+    return {"preset": config.preset, "encoder": "auto" if str(device).startswith("cuda") else "libx264"}
 
 
 def _timings(clock: Clock, t_start: float) -> Timings:
