@@ -1,7 +1,8 @@
 """`avtok dataset` end to end with a diffusers backend named in lower case (`-s wan2.1-4x8x8`, issue 10), and the
 worker retry (`--retries`): one small real job (1 worker, tiny diffusers Wan VAE, tiny DAC) through the CLI, with
 faults injected into the worker processes by file name (see `_dataset_faults.py`): a video whose tokenizer raises
-an unexpected error once is retried and succeeds; one that raises every time is a `failed` row with its reason."""
+an unexpected error once is retried and succeeds; one that raises every time is a `failed` row with its reason;
+the same for a video that kills its worker process once / every time, and no other video is lost with it."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ from avtok_ui.dataset.shards import read_index
 
 HERE = Path(__file__).resolve().parent
 CLIPS = {"a.mp4": {"n_frames": 9}, "b.mp4": {"n_frames": 6, "audio": False, "width": 40, "height": 30},
-         "raise_once.mp4": {"n_frames": 5}, "raise_always.mp4": {"n_frames": 5}}
-GOOD = ("a.mp4", "b.mp4", "raise_once.mp4")
+         "raise_once.mp4": {"n_frames": 5}, "raise_always.mp4": {"n_frames": 5}, "crash_once.mp4": {"n_frames": 5},
+         "crash_always.mp4": {"n_frames": 5}}
+GOOD = ("a.mp4", "b.mp4", "raise_once.mp4", "crash_once.mp4")
+DIED = "the tokenizer worker died on it 2 times (crash or out of memory)"
 
 
 def _end_session(sid: int) -> None:
@@ -60,9 +63,9 @@ def wan_job(tiny_diffusers_checkpoints, tmp_path_factory):
 @pytest.mark.slow
 def test_dataset_job_takes_the_diffusers_setting_names(wan_job, tiny_diffusers_checkpoints, monkeypatch, tmp_path):
     out, videos = wan_job["out"], wan_job["videos"]
-    assert wan_job["rc"] == 3, wan_job["stdout"] + wan_job["stderr"]  # raise_always.mp4 failed, the rest ok
+    assert wan_job["rc"] == 3, wan_job["stdout"] + wan_job["stderr"]  # the *_always videos failed, the rest ok
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["setting"] == "Wan2.1-4x8x8" and (summary["ok"], summary["failed"]) == (3, 1)
+    assert summary["setting"] == "Wan2.1-4x8x8" and (summary["ok"], summary["failed"]) == (4, 2)
     assert json.loads((out / "job.json").read_text())["setting"] == "Wan2.1-4x8x8"
     # every sample is a valid Wan 2.1 token file: bf16 latents [1, t, h, w, 16]; frames padded to 1 + 4k
     samples = {s["key"]: s for s in TokenDataset(out)}
@@ -107,8 +110,29 @@ def test_error_every_time_is_a_failed_row_with_its_reason(wan_job):
     reason = "internal error (RuntimeError: injected fault in call 2)"  # the last of 1 + --retries attempts
     assert (row["status"], row["error"], row["attempts"], row["shard"]) == ("failed", reason, 2, None)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["failed_inputs"] == [{"key": row["key"], "source": row["source"], "error": reason}]
+    assert {"key": row["key"], "source": row["source"], "error": reason} in summary["failed_inputs"]
     assert f"failed: {row['source']}: {reason}" in wan_job["stderr"].splitlines()
     assert "Traceback" not in wan_job["stderr"]
     with tarfile.open(out / "shards" / "shard-000000.tar") as tar:
         assert not [n for n in tar.getnames() if n.startswith(row["key"])]
+
+
+def _crashes(videos: Path, name: str) -> int:
+    marker = videos / f".{name}.crashes"  # one character per worker process the video killed
+    return len(marker.read_text()) if marker.exists() else 0
+
+
+@pytest.mark.slow
+def test_worker_crash_is_retried_and_takes_only_its_own_video(wan_job):
+    out, videos = wan_job["out"], wan_job["videos"]
+    index = {r["key"]: r for r in read_index(out)}
+    # killed its worker once: the restarted worker tokenized it
+    assert _crashes(videos, "crash_once.mp4") == 1 and index[make_key("crash_once.mp4")]["status"] == "ok"
+    # killed it every time: 1 + --retries deaths, then a failed row saying so; its error line is on stderr
+    row = index[make_key("crash_always.mp4")]
+    assert _crashes(videos, "crash_always.mp4") == 2
+    assert (row["status"], row["error"], row["attempts"], row["shard"]) == ("failed", DIED, 2, None)
+    assert f"failed: {row['source']}: {DIED}" in wan_job["stderr"].splitlines()
+    # no other video was lost with the dying worker
+    assert sorted(k for k, r in index.items() if r["status"] == "ok") == sorted(make_key(n) for n in GOOD)
+    assert "Traceback" not in wan_job["stderr"] + wan_job["stdout"]
