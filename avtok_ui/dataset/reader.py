@@ -36,7 +36,8 @@ def decode_sample(key: str, token_bytes: bytes, record: dict[str, Any] | None = 
                   validate: bool = True, shard: str | None = None) -> dict[str, Any]:
     """One sample as tensors (CPU, stored dtypes; layouts as in :mod:`avtok_ui.tokens`):
 
-    * ``visual``: DV uint16 ids ``[1, t, h, w]`` in [0, 64000); CV bf16 latents ``[1, t, h, w, 16]``;
+    * ``visual``: DV uint16 ids ``[1, t, h, w]`` in [0, 64000); CV bf16 latents ``[1, t, h, w, C]`` (C: the
+      setting's latent channels, 16 for Cosmos and Wan 2.1);
     * ``audio_codes``: uint16 ``[n_q, n_code_frames]`` (< 1024), or None for a silent video / no audio;
     * ``audio_latent_offsets``: int64 ``[t + 1]``: latent ``i`` <-> ``audio_codes[:, off[i]:off[i+1]]``;
     * ``latent_source_frames`` int64 ``[t, 2]``, ``frame_pts`` int64 ``[T]``, ``window_frames`` /
