@@ -30,6 +30,11 @@ from gradio_client.exceptions import AppError, ValidationError  # noqa: E402
 # ----------------------------------------------------------------------------------------------------
 # fixtures
 # ----------------------------------------------------------------------------------------------------
+def _client(url: str) -> Client:
+    """A gradio client that waits long enough for a loaded 2-core CI machine (httpx's default is 5 s)."""
+    return Client(url, verbose=False, httpx_kwargs={"timeout": 120})
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("clips")
@@ -57,7 +62,7 @@ def app(tiny_checkpoints, tmp_path_factory):
 
 @pytest.fixture()
 def client(app) -> Client:
-    return Client(app[0], verbose=False)
+    return _client(app[0])
 
 
 def _playable(path: str | Path) -> dict:
@@ -185,11 +190,11 @@ def test_bad_uploads_are_refused_before_the_run_queue(app, clips, tmp_path, monk
     monkeypatch.setattr(service, "run", held_run)
     fake_tokens = tmp_path / "fake.safetensors"
     fake_tokens.write_bytes(b"\x10" + b"\0" * 7 + b'{"a": 1}' + b"\0" * 10)
-    holders = [Client(url, verbose=False).submit(handle_file(str(clips["silent"])), "DV8x16x16", 17, 0, "cpu", 0,
+    holders = [_client(url).submit(handle_file(str(clips["silent"])), "DV8x16x16", 17, 0, "cpu", 0,
                                                  0, 0, "off", api_name="/tokenize") for _ in range(2)]
     try:
         assert started.acquire(timeout=240) and started.acquire(timeout=240)  # both slots are held
-        c = Client(url, verbose=False)
+        c = _client(url)
         with pytest.raises(ValidationError, match="notes.mp4: not a readable video file"):
             _tokenize(c, clips["bad"])
         with pytest.raises(ValidationError, match="notes.mp4: not a readable video file"):
@@ -221,7 +226,7 @@ def test_two_concurrent_clients_get_their_own_results(app, clips):
 
     def one(job):
         name, setting = job
-        c = Client(url, verbose=False)
+        c = _client(url)
         return _tokenize(c, clips[name], setting=setting)
 
     with ThreadPoolExecutor(2) as pool:
@@ -258,7 +263,7 @@ def test_missing_weights_app_starts_and_says_what_is_missing(tmp_path, monkeypat
     empty = tmp_path / "ckpt"
     empty.mkdir()
     with running_app(empty, tmp_path / "runs") as (url, service):
-        c = Client(url, verbose=False)
+        c = _client(url)
         info = c.predict(api_name="/info")
         assert set(info["missing_checkpoints"]) == {s.name for s in ALL_SETTINGS} | {"dac"}
         assert info["usable_settings"] == [] and info["audio_available"] is False
@@ -421,7 +426,7 @@ def test_launched_app_prints_missing_weights_and_sigterm_removes_its_run_folder(
         console = log.read_text()
         assert "weights missing: dac" in console and "DAC weights not found" in console, console[-3000:]
         assert "AVTOK_CHECKPOINTS" in console and "AVTOK_ALLOW_DOWNLOAD=1" in console
-        _tokenize(Client(url, verbose=False), clips["silent"], codebooks=0)
+        _tokenize(_client(url), clips["silent"], codebooks=0)
         (folder,) = list(runs.glob(f"avtok-ui-{proc.pid}-*"))
         assert any(p.suffix == ".mp4" for p in folder.rglob("*"))  # the run's outputs are there
         proc.send_signal(signal.SIGTERM)
