@@ -52,6 +52,11 @@ CSS = """
   border-radius: 4px;}
 .avtok-ok {color: var(--body-text-color-subdued); font-size: 0.9em;}
 footer {display: none !important;}
+#avtok-rq .mark-symbol path {stroke-width: 4px;}
+.avtok-legend {display: flex; flex-wrap: wrap; gap: 6px 18px; align-items: center; font-size: 0.9em;
+  padding: 0 4px;}
+.avtok-legend-item {display: inline-flex; align-items: center; gap: 6px;}
+.avtok-swatch {display: inline-block; width: 11px; height: 11px; border-radius: 50%;}
 """
 
 
@@ -84,11 +89,12 @@ def backend_markdown(b: dict[str, Any]) -> str:
     """What the page says about one setting (a :meth:`Service.backends` entry): loader, Hub id, factors,
     latent channels, licence name + link, and whether its weights are here."""
     kind = "discrete FSQ ids" if b["discrete"] else f"continuous, {b['latent_channels']} latent channels"
+    loader = f"`{b['class']}`" if b["backend"] == "diffusers" else "TorchScript encoder + decoder"
     weights = ("weights found" if b["usable"] else
                f"<span class='avtok-error'>weights missing</span>: put them in `{b['folder']}` "
                f"(from {_link(b['hub_id'], b['hub_url'])})")
     return (f"**{b['name']}** ({html.escape(b['family'])}) — {b['temporal']}×{b['spatial']}×{b['spatial']} "
-            f"(time × height × width), {kind}; `{html.escape(b['class'])}` from {_link(b['hub_id'], b['hub_url'])}  \n"
+            f"(time × height × width), {kind}; {loader} from {_link(b['hub_id'], b['hub_url'])}  \n"
             f"Licence: {_link(html.escape(b['licence']), b['licence_url'])} · {weights}")
 
 
@@ -294,15 +300,30 @@ def worst_frame(report: dict[str, Any], metric: str = "psnr") -> int:
 
 
 def comparison_frame(history: list[dict[str, Any]]) -> pd.DataFrame:
-    cols = ["run", "clip", "resolution", "frames", "family", "setting", "latent ch", "window", "codebooks",
-            "visual tokens", "audio tokens", "tokens/s", "values/pixel", "bits/pixel", "PSNR dB", "SSIM", "LPIPS",
+    cols = ["run", "clip", "family", "setting", "latent ch", "values/pixel", "bits/pixel", "PSNR dB", "SSIM",
+            "LPIPS", "resolution", "frames", "window", "codebooks", "visual tokens", "audio tokens", "tokens/s",
             "token file bytes", "file bits/pixel", "SI-SDR dB", "mel dist", "time s", "device"]
     return pd.DataFrame(history, columns=cols) if history else pd.DataFrame(columns=cols)
+
+
+#: one fixed colour per family (the chart's series), the same in every session and after any sweep order
+FAMILY_COLORS = dict(zip(FAMILIES, ["#4f46e5", "#ea580c", "#dc2626", "#16a34a", "#9333ea", "#db2777", "#0891b2",
+                                    "#db2777", "#525252"], strict=False))
+
+
+
+def family_legend() -> str:
+    """The chart's title and legend as HTML (Gradio's own bottom legend is clipped by the plot's box): one
+    swatch per family, in the fixed colours of :data:`FAMILY_COLORS`."""
+    items = "".join(f"<span class='avtok-legend-item'><span class='avtok-swatch' style='background:{c}'></span>"
+                    f"{html.escape(f)}</span>" for f, c in FAMILY_COLORS.items())
+    return f"<div class='avtok-legend'><b>Rate–quality across runs</b> · one colour per family: {items}</div>"
 
 
 #: axis label -> (comparison-table column, plot column). The plot's data always holds every column, so that
 #: changing an axis only changes which columns the chart reads.
 RQ_X = {"bits per source pixel": ("bits/pixel", "bits_per_px"),
+        "log2 bits per source pixel": ("bits/pixel", "log2_bits_per_px"),  # DV and CV rates differ ~100x
         "latent values per pixel": ("values/pixel", "values_per_px"),
         "tokens per second": ("tokens/s", "tokens_per_s"), "token file bytes": ("token file bytes", "file_bytes")}
 RQ_X0 = "bits per source pixel"
@@ -322,7 +343,10 @@ def rate_quality_frame(history: list[dict[str, Any]], x_label: str, y_label: str
                                "clip": h.get("clip"), "run": str(h.get("run"))}
         for key, col in axes:
             v = h.get(key)
-            row[col] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+            num = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+            if col.startswith("log2_"):
+                num = math.log2(num) if num > 0 else np.nan
+            row[col] = num
         rows.append(row)
     cols = [c for _, c in axes] + ["family", "setting", "clip", "run"]
     return pd.DataFrame(rows, columns=cols), xc, yc
@@ -566,9 +590,12 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                     rq_y = gr.Radio(list(RQ_Y), value="PSNR (dB)", label="Quality (y axis)")
                     clear_btn = gr.Button("Clear table", size="sm")
                 rq_df0, rq_xc, rq_yc = rate_quality_frame([], RQ_X0, "PSNR (dB)")
+                gr.HTML(family_legend(), elem_id="avtok-rq-legend")
+                # no label: Gradio sizes the chart to the whole block, so a label would push the x axis out of it
                 rq_plot = gr.ScatterPlot(rq_df0, x=rq_xc, y=rq_yc, color="family", x_title=RQ_X0,
-                                         y_title="PSNR (dB)", label="Rate–quality across runs", height=320,
-                                         tooltip="all", elem_id="avtok-rq")
+                                         y_title="PSNR (dB)", label="Rate–quality across runs", show_label=False,
+                                         height=380, tooltip="all", color_map=FAMILY_COLORS, colors_in_legend=[],
+                                         elem_id="avtok-rq")
             with gr.Tab("API", id="api"):
                 gr.Markdown(API_DOC)
 
@@ -915,7 +942,8 @@ def build_app(service: Service | None = None) -> gr.Blocks:
         # ---------------- comparison ---------------------------------------------------------------
         def ui_rq_update(hist: list[dict[str, Any]], x_lab: str, y_lab: str) -> Any:
             df, xc, yc = rate_quality_frame(hist or [], x_lab, y_lab)
-            return gr.ScatterPlot(value=df, x=xc, y=yc, color="family", x_title=x_lab, y_title=y_lab)
+            return gr.ScatterPlot(value=df, x=xc, y=yc, color="family", x_title=x_lab, y_title=y_lab,
+                                  color_map=FAMILY_COLORS, colors_in_legend=[])
 
         rq_x.change(ui_rq_update, [history, rq_x, rq_y], rq_plot, api_visibility="private")
         rq_y.change(ui_rq_update, [history, rq_x, rq_y], rq_plot, api_visibility="private")
