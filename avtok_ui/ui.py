@@ -317,7 +317,8 @@ def family_legend() -> str:
     swatch per family, in the fixed colours of :data:`FAMILY_COLORS`."""
     items = "".join(f"<span class='avtok-legend-item'><span class='avtok-swatch' style='background:{c}'></span>"
                     f"{html.escape(f)}</span>" for f, c in FAMILY_COLORS.items())
-    return f"<div class='avtok-legend'><b>Rate–quality across runs</b> · one colour per family: {items}</div>"
+    return (f"<div class='avtok-legend'><span><b>Rate–quality across runs</b> · one colour per family:</span>"
+            f"{items}</div>")
 
 
 #: axis label -> (comparison-table column, plot column). The plot's data always holds every column, so that
