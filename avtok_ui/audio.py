@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, one_line
 from .settings import DAC_CODEBOOKS, DAC_HOP, DAC_SAMPLE_RATE, code_frame_boundary
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,7 +65,7 @@ def load_dac_model(path: str | Path) -> dac.DAC:
     try:
         import dac
     except Exception as err:  # pragma: no cover - environment problem
-        raise CheckpointError(f"cannot import descript-audio-codec to load {path}: {_one_line(err)}") from None
+        raise CheckpointError(f"cannot import descript-audio-codec to load {path}: {one_line(err)}") from None
     if _is_torch_package(path):
         raise CheckpointError(
             f"{path}: a torch.package archive (what dac.DAC.save() writes by default), not the released DAC "
@@ -75,7 +75,7 @@ def load_dac_model(path: str | Path) -> dac.DAC:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"cannot read DAC weights {path}: {_one_line(err)}") from None
+        raise CheckpointError(f"cannot read DAC weights {path}: {one_line(err)}") from None
     if not (isinstance(blob, dict) and isinstance(blob.get("state_dict"), dict)
             and isinstance(blob.get("metadata"), dict) and isinstance(blob["metadata"].get("kwargs"), dict)):
         raise CheckpointError(f"{path} is not a DAC weights file (no state_dict/metadata.kwargs)")
@@ -89,7 +89,7 @@ def load_dac_model(path: str | Path) -> dac.DAC:
             model = dac.DAC(**kwargs)
         model.load_state_dict(blob["state_dict"], strict=True)
     except Exception as err:
-        raise CheckpointError(f"cannot load DAC weights {path}: {_one_line(err)}") from None
+        raise CheckpointError(f"cannot load DAC weights {path}: {one_line(err)}") from None
     hop = int(np.prod(model.encoder_rates))
     if int(model.sample_rate) != DAC_SAMPLE_RATE or hop != DAC_HOP:
         raise CheckpointError(
@@ -112,11 +112,6 @@ def _is_torch_package(path: Path) -> bool:
         return False
     return (any("/.data/" in n or n.startswith(".data/") for n in names)
             and not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names))
-
-
-def _one_line(err: BaseException) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    return lines[-1] if lines else type(err).__name__
 
 
 # ----- codec -----------------------------------------------------------------------------------------

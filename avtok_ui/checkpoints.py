@@ -141,9 +141,8 @@ def _hf_cache_label() -> str:
 
 def _short(exc: BaseException) -> str:
     """One short line from an exception (first non-empty line, bounded)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    text = f"{type(exc).__name__}: {text}"
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]  # a network error's first line says it
+    text = f"{type(exc).__name__}: {lines[0] if lines else type(exc).__name__}"
     return text if len(text) <= 200 else text[:197] + "..."
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .backends.registry import all_setting_names, parse_setting
-from .errors import AvtokError, Cancelled
+from .errors import AvtokError, Cancelled, one_line
 from .settings import DAC_CODEBOOKS, DEFAULT_PRESET, DEFAULT_WINDOW, X264_PRESETS, VisualSetting
 
 EXIT_ERROR = 1
@@ -196,10 +196,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
             src_bytes = int(src_bytes * min(1.0, dur / m.source["duration_s"]))  # pro-rated like the run
         r = token_readouts(tf, path.stat().st_size, src_bytes, dur, m.padding["width"], m.padding["height"])
         if args.json:
-            print(json.dumps({"meta": m.__dict__, "readouts": r}, indent=1, default=str))
+            print(json.dumps({"valid": True, "meta": m.__dict__, "readouts": r}, indent=1, default=str))
         else:
             print(f"{path.name}: avtok token file, {m.setting} ({m.tokenizer}), window {m.window}, "
                   f"tool {m.tool_version}")
+            print("  valid: schema, shapes, windows, offsets and value ranges checked")
             s = m.source
             c = m.clip
             print(f"  source {s['file']}: {s['width']}x{s['height']} @ {s['fps']} fps, {s['n_frames']} frames, "
@@ -396,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoints", default=None, metavar="DIR")
     s.add_argument("--dac-weights", default=None, metavar="PATH")
     s.set_defaults(func=_cmd_settings)
+
+    from .dataset.cli import add_parser as add_dataset_parser
+
+    add_dataset_parser(sub)  # `avtok dataset`: its options and code live in avtok_ui/dataset/
     return p
 
 
@@ -414,19 +419,32 @@ def _run(func, args: argparse.Namespace) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except AvtokError as err:
-        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValueError as err:  # bad values in an input that slipped past its checks: still the input's fault
+        if os.environ.get("AVTOK_DEBUG"):
+            raise
+        name = _input_name(args)
+        print(f"error: {name + ': ' if name else ''}{one_line(str(err))}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as err:  # noqa: BLE001 - the CLI's last line of defence: one line, no traceback
         if os.environ.get("AVTOK_DEBUG"):
             raise
-        print(f"error: internal error ({type(err).__name__}: {_one_line(str(err))}); "
+        print(f"error: internal error ({type(err).__name__}: {one_line(str(err))}); "
               "set AVTOK_DEBUG=1 for the traceback", file=sys.stderr)
         return EXIT_ERROR
 
 
-def _one_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "unknown error"
+def _input_name(args: argparse.Namespace) -> str | None:
+    """The input file a command reads (for naming it in an error), if it has one."""
+    if getattr(args, "orig_video_file", None):
+        return args.orig_video_file
+    if getattr(args, "original", None):
+        return f"{Path(args.original).name} / {Path(args.reconstruction).name}"
+    for key in ("tokens", "video", "file"):
+        if getattr(args, key, None):
+            return Path(getattr(args, key)).name
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

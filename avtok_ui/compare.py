@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import media
+from .devices import resolve_device
 from .errors import AvtokError
 
 
@@ -56,10 +57,7 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
             f"{a_path.name} is {a_info.width}x{a_info.height}"
             f"{' after --max-side ' + str(max_side) if size is not None else ''}; scores need the same size"
         )
-    if device is None:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     from .pipeline import lpips_net
 
     if lpips != "off":

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .devices import resolve_device
 from .errors import CheckpointError
 
 __all__ = [
@@ -70,7 +71,7 @@ MIN_SIZE: dict[str, int] = {"vgg": 16, "alex": 31}
 _NET_ALIASES = {"vgg": "vgg", "vgg16": "vgg", "alex": "alex", "alexnet": "alex"}
 _NET_LABEL = {"vgg": "VGG16", "alex": "AlexNet"}
 
-#: Pixels (frames x H x W) per trunk batch; both images of a pair run together (2x this).
+#: Pixels (frames x H x W) per trunk batch on CPU / on any accelerator; both images of a pair run together.
 _PIXEL_BUDGET = {"cpu": 1280 * 720, "cuda": 1280 * 720 * 16}
 
 
@@ -322,12 +323,6 @@ _RESIDENT: dict[tuple, LPIPS] = {}
 _RESIDENT_LOCK = threading.Lock()
 
 
-def _default_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _load_state(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -369,7 +364,7 @@ class LPIPS:
     ) -> LPIPS:
         """Real LPIPS v0.1; raises :class:`LPIPSUnavailable` (one-line reason) if files are missing/bad."""
         net = _canon_net(net)
-        dev = _default_device(device)
+        dev = resolve_device(device)
         heads = linear_heads_path(net)
         ok, reason = lpips_status(net, backbone_path)
         if not ok:
@@ -405,7 +400,7 @@ class LPIPS:
         if heads is not None:
             model.load_linear_heads(_load_state(heads), source=str(heads))
         desc = f"random-init {_NET_LABEL[net]} trunk (seed {seed}): NOT a valid LPIPS"
-        return cls(model, _default_device(device), desc, valid=False)
+        return cls(model, resolve_device(device), desc, valid=False)
 
     def _to_model_input(self, frames: Tensor) -> Tensor:
         x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).to(torch.float32)
@@ -417,7 +412,8 @@ class LPIPS:
     ) -> Tensor:
         """Per-frame LPIPS: uint8 ``[T, H, W, 3]`` pairs -> float64 ``[T]`` on ``orig``'s device.
 
-        ``batch`` caps frames per trunk pass; a pixel budget (by device type) caps it further.
+        Frames are batched on the scorer's device: up to 16 720p frames per trunk pass on an accelerator,
+        one on CPU (``_PIXEL_BUDGET``), in passes of equal size; ``batch`` caps frames per pass further.
         """
         a = orig if isinstance(orig, Tensor) else torch.from_numpy(np.ascontiguousarray(orig))
         b = recon if isinstance(recon, Tensor) else torch.from_numpy(np.ascontiguousarray(recon))
@@ -432,10 +428,11 @@ class LPIPS:
             raise ValueError(
                 f"LPIPS {self.net} needs frames of at least {self.min_size}x{self.min_size}, got {w}x{h}"
             )
-        budget = _PIXEL_BUDGET.get(self.device.type, _PIXEL_BUDGET["cpu"])
+        budget = _PIXEL_BUDGET["cpu" if self.device.type == "cpu" else "cuda"]
         step = max(1, budget // (h * w))
         if batch is not None:
             step = max(1, min(step, int(batch)))
+        step = -(-t // -(-t // step)) if t else 1  # balanced passes: 17 frames by <= 16 -> 9 + 8, not 16 + 1
         out = torch.empty(t, dtype=torch.float64, device=self.device)
         with self._lock:
             for s in range(0, t, step):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from av.audio.resampler import AudioResampler
 from av.video.reformatter import ColorRange, Colorspace
 
 from .errors import MediaError
+from .settings import DEFAULT_PRESET, X264_PRESETS
 
 __all__ = [
     "AudioInfo",
@@ -49,6 +51,7 @@ __all__ = [
     "frame_count",
     "rotate_upright",
     "VideoWriter",
+    "VIDEO_ENCODERS",
     "WavWriter",
     "mux",
 ]
@@ -627,49 +630,112 @@ def _as_fraction(value: Fraction | int | float | str) -> Fraction:
     return frac
 
 
+#: Encoders :class:`VideoWriter` accepts; ``"auto"`` = ``h264_nvenc`` when a CUDA device is present and the
+#: driver opens it, else ``libx264``.
+VIDEO_ENCODERS = ("auto", "libx264", "h264_nvenc")
+#: NVENC preset (p1 fastest .. p7 best) standing in for each x264 preset.
+_NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
+                  "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7"}
+
+
+def _cuda_present() -> bool:
+    """Whether a CUDA device is visible: torch's answer when torch is already imported, else the driver's
+    device node (this module does not import torch)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            return bool(torch.cuda.is_available())
+        except Exception:  # noqa: BLE001 -- a broken CUDA setup means "no CUDA" here
+            return False
+    return os.path.exists("/dev/nvidiactl")
+
+
 class VideoWriter:
-    """Streaming H.264 (libx264, yuv420p, BT.709 limited range, faststart) mp4 writer.
+    """Streaming H.264 (yuv420p, BT.709 limited range, faststart) mp4 writer: libx264, or NVENC on a GPU.
 
     ``width``/``height`` are the size of the frames passed to :meth:`write`. Odd sizes are padded to even
-    (x264's 4:2:0 needs even sizes) by replicating the last row/column; :attr:`padded_size` is the
+    (4:2:0 needs even sizes) by replicating the last row/column; :attr:`padded_size` is the
     written ``(W, H)``. ``fps`` is the encoder rate (it also sets the last frame's duration); frame
     timestamps come from ``pts`` (in ``time_base``, default ``1/fps``) or from the frame index.
     Given ``pts`` are written minus ``pts_origin`` (default: the first written frame's pts, so the video
     starts at 0; pass the pts of the timeline origin to keep a sub-frame offset after a trim).
     Timestamps are forced strictly increasing. Pixels are converted with BT.709 (limited range) and the
     stream is tagged so.
+
+    ``crf``/``preset`` are x264's (``preset`` one of ``settings.X264_PRESETS``, default
+    ``settings.DEFAULT_PRESET``, chosen by measurement: benchmarks/README.md, "x264 preset").
+    ``encoder``: ``"libx264"``, ``"h264_nvenc"`` (constant quality ``cq = crf``, preset mapped to p1..p7), or
+    ``"auto"`` (NVENC when a CUDA device is present, else libx264). If NVENC fails to open or to encode the first
+    frame, the writer falls back to libx264 silently; :attr:`encoder` names the encoder in use.
     """
 
     def __init__(self, path: str | os.PathLike[str], width: int, height: int, fps: Fraction,
-                 time_base: Fraction | None = None, crf: int = 18, preset: str = "medium", *,
-                 pts_origin: int | None = None) -> None:
+                 time_base: Fraction | None = None, crf: int = 18, preset: str = DEFAULT_PRESET, *,
+                 pts_origin: int | None = None, encoder: str = "libx264") -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         if self.width < 1 or self.height < 1:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
+        if preset not in X264_PRESETS:
+            raise ValueError(f"unknown x264 preset {preset!r}: use one of {', '.join(X264_PRESETS)}")
+        if encoder not in VIDEO_ENCODERS:
+            raise ValueError(f"unknown video encoder {encoder!r}: use one of {', '.join(VIDEO_ENCODERS)}")
         self.fps = _as_fraction(fps)
         self.time_base = Fraction(time_base) if time_base is not None else 1 / self.fps
         self.padded_size = (self.width + self.width % 2, self.height + self.height % 2)
+        self.crf, self.preset = int(crf), str(preset)
         self.frames_written = 0
         self._first_pts: int | None = None if pts_origin is None else int(pts_origin)
         self._last_pts: int | None = None
         self._closed = False
-        with _media_errors(self.path, "cannot create video file"):
-            self._container = av.open(str(self.path), "w", format="mp4",
-                                      options={"movflags": "+faststart"})
+        self._fallback_pending = False  # NVENC in use and no frame encoded yet
+        if encoder == "auto":
+            encoder = "h264_nvenc" if _cuda_present() else "libx264"
+        #: The encoder in use: ``"libx264"`` or ``"h264_nvenc"`` (after any fallback).
+        self.encoder = encoder
+        if encoder == "h264_nvenc":
             try:
-                stream = self._container.add_stream("libx264", rate=self.fps)
+                self._open("h264_nvenc")
+                self._fallback_pending = True
+                return
+            except MediaError:
+                pass
+        self._open("libx264")
+
+    def _open(self, codec: str) -> None:
+        """Create the container and the video stream with ``codec`` (NVENC: also open it now, so a missing
+        driver shows here). Raises :class:`MediaError`; leaves no file behind on failure."""
+        with _media_errors(self.path, "cannot create video file"):
+            container = av.open(str(self.path), "w", format="mp4", options={"movflags": "+faststart"})
+            try:
+                stream = container.add_stream(codec, rate=self.fps)
                 stream.width, stream.height = self.padded_size
                 stream.pix_fmt = "yuv420p"
                 stream.time_base = self.time_base
                 stream.codec_context.time_base = self.time_base
                 cc = stream.codec_context
                 cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 1, 1, 1  # tv, BT.709
-                stream.options = {"crf": str(int(crf)), "preset": str(preset)}
+                if codec == "h264_nvenc":
+                    stream.options = {"preset": _NVENC_PRESETS[self.preset], "rc": "vbr", "cq": str(self.crf),
+                                      "b": "0"}
+                    cc.open()
+                else:
+                    stream.options = {"crf": str(self.crf), "preset": self.preset}
             except BaseException:
-                self._container.close()
+                container.close()
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
                 raise
-        self._stream = stream
+        self._container, self._stream, self.encoder = container, stream, codec
+
+    def _fall_back(self) -> None:
+        """NVENC failed before any packet was written: start over with libx264."""
+        self._fallback_pending = False
+        with contextlib.suppress(*_AV_ERRORS):
+            self._container.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        self._open("libx264")
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -715,8 +781,20 @@ class VideoWriter:
                                        dst_color_range=ColorRange.MPEG)
                 frame.pts = p
                 frame.time_base = self.time_base
-                self._container.mux(self._stream.encode(frame))
+                self._container.mux(self._encode(frame))
                 self.frames_written += 1
+
+    def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
+        """Encode one frame; NVENC failing on the first frame falls back to libx264 (and retries it)."""
+        if not self._fallback_pending:
+            return self._stream.encode(frame)
+        try:
+            packets = self._stream.encode(frame)
+        except _AV_ERRORS:
+            self._fall_back()
+            return self._stream.encode(frame)
+        self._fallback_pending = False
+        return packets
 
     def close(self) -> None:
         """Flush the encoder and finish the file (idempotent)."""
@@ -725,7 +803,7 @@ class VideoWriter:
         self._closed = True
         try:
             with _media_errors(self.path, "cannot finish video file"):
-                self._container.mux(self._stream.encode(None))
+                self._container.mux(self._encode(None))
         finally:
             with _media_errors(self.path, "cannot finish video file"):
                 self._container.close()

@@ -11,8 +11,12 @@ Conventions (documented for users in ``docs/METRICS.md``; default = TokenBench a
   lossless frames (infinite PSNR), which it leaves out, are present.
 * **SSIM**: exactly scikit-image ``structural_similarity(data_range=255, channel_axis=-1)``: 7x7 uniform
   window, sample covariance (N/(N-1)), K1 0.01, K2 0.03, 3-px border cropped, mean over R,G,B; then the
-  mean over frames. Window sums are computed exactly in int32 (uint8 inputs), so the only rounding is the
-  final per-pixel ratio (float32, ~1e-7 relative); the per-frame mean is float64.
+  mean over frames. Window sums are exact integers (separable 7-tap sums in int32) and so are SSIM's
+  cancelling differences, so the only rounding is the final per-pixel ratio
+  (float32, ~1e-7 relative); the per-frame mean is float64 (|ours - skimage float64| ~1e-8).
+* **Speed**: PSNR and SSIM come from one pass over each window, in strips of rows sized to the CPU cache
+  (whole frames in chunks on an accelerator), on the device of ``VideoMetrics`` with work buffers reused
+  across strips; ``benchmarks/bench_metrics.py`` prints the cost per 720p frame.
 * **LPIPS**: v0.1 VGG on [-1, 1] (:mod:`avtok_ui.lpips_net`), mean over frames, or *unavailable* with a
   reason -- never a made-up number.
 * Across videos (done by callers): the unweighted mean of per-video values.
@@ -28,13 +32,13 @@ log-mel L1 distance with the training config of ``descript-audio-codec`` (``conf
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .devices import resolve_device
 from .lpips_net import LPIPS, LPIPSUnavailable, lpips_status
 
 __all__ = [
@@ -62,14 +66,19 @@ PEAK = 255.0
 SSIM_WIN = 7
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 _NP = SSIM_WIN * SSIM_WIN  # 49 pixels per window
-# SSIM rewritten on exact integer window sums S (see _ssim_planes):
+# SSIM rewritten on exact integer window sums S (see _ssim_strip):
 #   ux = Sx/49, vx = (49 Sxx - Sx^2) / (49*48)  (sample covariance) =>
 #   SSIM = (2 Sx Sy + 49^2 C1)(2 cxy + 49*48 C2) / ((Sx^2 + Sy^2 + 49^2 C1)(cxx + cyy + 49*48 C2))
+#   with cxy = 49 Sxy - Sx Sy and cxx + cyy = 49 (Sxx + Syy) - (Sx^2 + Sy^2).
 _C1N = (SSIM_K1 * PEAK) ** 2 * _NP * _NP
 _C2N = (SSIM_K2 * PEAK) ** 2 * _NP * (_NP - 1)
+_INT32_MAX = 2**31 - 1
 
-#: Frame pixels (T*H*W) per chunk on CUDA; on CPU we go frame by frame (memory- and cache-friendly).
-_CUDA_PIXEL_BUDGET = 1280 * 720 * 16
+#: CPU: elements (rows x 3W) per operation and per torch thread. The frame is cut into strips of rows
+#: this size so that every intermediate stays in the L2/L3 cache (a whole 720p plane does not).
+_CPU_ELEMS_PER_THREAD = 128 * 1024
+#: Accelerators: frame pixels (T*H*W) per chunk (whole frames; ~210 MB of work buffers per 720p frame).
+_DEVICE_PIXEL_BUDGET = 1280 * 720 * 4
 
 CONVENTIONS: dict[str, str] = {
     "psnr": "pooled-MSE PSNR over all frames, pixels and channels on [0,255] (TokenBench)",
@@ -109,20 +118,178 @@ def _pair(orig: np.ndarray | Tensor, recon: np.ndarray | Tensor) -> tuple[Tensor
     return a, b
 
 
-def _chunks(t: int, h: int, w: int, device: torch.device) -> Sequence[tuple[int, int]]:
-    step = 1 if device.type == "cpu" else max(1, _CUDA_PIXEL_BUDGET // max(1, h * w))
-    return [(s, min(t, s + step)) for s in range(0, t, step)]
+# ----- exact frame statistics -------------------------------------------------------------------------
+# Frames are used in their own layout: a uint8 [T, H, W, 3] frame is a [H, 3W] matrix of interleaved
+# R,G,B, so a horizontal 7-pixel window is 7 taps 3 elements apart and every channel is filtered at once
+# (no permute, no per-channel loop). All window sums are exact int32 (<= 49*2*255^2), the four of them
+# (x, y, x^2 + y^2, xy) filtered in one stacked pass; SSIM's cancelling differences are formed in int32
+# too, so the only rounding is the final float32 ratio per pixel (~1e-7) and its float64 mean.
+# Few, cache-sized operations: each one is an OpenMP fork/join when torch uses several threads.
+class _Buffers:
+    """Flat work buffers reused across strips (allocating per operation costs page faults)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._flat: dict[str, Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        n = math.prod(shape)
+        buf = self._flat.get(name)
+        if buf is None or buf.dtype != dtype or buf.numel() < n:
+            buf = torch.empty(n, dtype=dtype, device=self.device)
+            self._flat[name] = buf
+        return buf[:n].view(shape)
+
+
+def _box7(q: Tensor, buf: _Buffers, tag: str) -> Tensor:
+    """Valid 7x7 window sums of ``q`` ``[..., R, 3W]`` (interleaved RGB rows) -> ``[..., R-6, 3W-18]``.
+
+    Separable, 4 vectorised adds per direction (pairs, quads, +pair, +single); exact for integer dtypes.
+    The result is a view into ``buf`` (valid until the next call with the same ``tag``).
+    """
+    *lead, r, n = q.shape
+    ld = tuple(lead)
+    nw, rv = n - 3 * (SSIM_WIN - 1), r - (SSIM_WIN - 1)
+    s2 = buf.get(tag + "1", (*ld, r, n - 3), q.dtype)
+    torch.add(q[..., : n - 3], q[..., 3:], out=s2)  # taps 0,1
+    s4 = buf.get(tag + "2", (*ld, r, n - 9), q.dtype)
+    torch.add(s2[..., : n - 9], s2[..., 6:], out=s4)  # taps 0..3
+    h = s4[..., :nw]
+    h.add_(s2[..., 12 : 12 + nw]).add_(q[..., 18 : 18 + nw])  # taps 0..6 (strided view of s4)
+    v2 = buf.get(tag + "1", (*ld, r - 1, nw), q.dtype)  # s2 is no longer needed
+    torch.add(h[..., : r - 1, :], h[..., 1:, :], out=v2)
+    out = buf.get(tag + "3", (*ld, rv, nw), q.dtype)
+    torch.add(v2[..., :rv, :], v2[..., 2 : 2 + rv, :], out=out)
+    return out.add_(v2[..., 4 : 4 + rv, :]).add_(h[..., 6 : 6 + rv, :])
+
+
+def _row_sums_int64(x: Tensor, max_abs: int, buf: _Buffers, tag: str) -> Tensor:
+    """Exact per-row sums of an int32 ``[n, R, L]`` tensor whose entries are within ``max_abs`` -> int64
+    ``[n]`` (summed over rows too). Row sums stay in int32 (vectorised, no int64 copy) when they cannot
+    overflow."""
+    if x.shape[-1] * max_abs <= _INT32_MAX:
+        rs = buf.get(tag, x.shape[:-1], torch.int32)
+        torch.sum(x, dim=-1, dtype=torch.int32, out=rs)
+        return rs.sum(dim=-1, dtype=torch.int64)
+    return x.sum(dim=(-2, -1), dtype=torch.int64)
+
+
+def _plan(t: int, h: int, w: int, device: torch.device, halo: int) -> tuple[int, int]:
+    """(frames per chunk, output rows per strip) for ``t`` frames of ``h x w``.
+
+    On CPU a strip holds about ``_CPU_ELEMS_PER_THREAD * torch.get_num_threads()`` elements per plane (small
+    frames: several whole frames at once); elsewhere whole frames within ``_DEVICE_PIXEL_BUDGET``.
+    The plan never depends on ``t`` beyond capping the frame count, so per-frame results do not depend on
+    how a video is cut into windows.
+    """
+    rows_out = h - halo
+    if device.type == "cpu":
+        budget = _CPU_ELEMS_PER_THREAD * max(1, torch.get_num_threads())
+        per_row = 3 * w
+        if h * per_row <= budget:
+            return max(1, min(t, budget // (h * per_row))), rows_out
+        return 1, max(8, min(rows_out, budget // per_row - halo))
+    return max(1, min(t, _DEVICE_PIXEL_BUDGET // max(1, h * w))), rows_out
+
+
+def _frame_stats(a: Tensor, b: Tensor, want_ssim: bool = True) -> tuple[Tensor, Tensor | None]:
+    """uint8 ``[T,H,W,3]`` pair on one device -> (exact SSE int64 ``[T]``, SSIM float64 ``[T]`` or None).
+
+    Both on the inputs' device. Works in strips of rows (CPU) or chunks of whole frames (accelerators),
+    with work buffers allocated once per call.
+    """
+    t, h, w, _ = a.shape
+    if want_ssim and (h < SSIM_WIN or w < SSIM_WIN):
+        raise ValueError(f"SSIM needs frames of at least 7x7 (skimage's window), got {w}x{h}")
+    dev = a.device
+    sse = torch.zeros(t, dtype=torch.int64, device=dev)
+    ssim = torch.zeros(t, dtype=torch.float64, device=dev) if want_ssim else None
+    if t == 0:
+        return sse, ssim
+    n = 3 * w
+    a3, b3 = a.reshape(t, h, n), b.reshape(t, h, n)  # a view for contiguous frames
+    buf = _Buffers(dev)
+    halo = SSIM_WIN - 1 if want_ssim else 0
+    fb, rows = _plan(t, h, w, dev, halo)
+    for f0 in range(0, t, fb):
+        f1 = min(t, f0 + fb)
+        for r0 in range(0, h - halo, rows):
+            ro = min(rows, h - halo - r0)
+            last = r0 + ro == h - halo
+            a8, b8 = a3[f0:f1, r0 : r0 + ro + halo], b3[f0:f1, r0 : r0 + ro + halo]
+            own = ro + halo if last else ro  # input rows whose squared errors this strip counts
+            if ssim is None:
+                sse[f0:f1] += _sse_strip(a8, b8, buf)
+            else:
+                s, m = _ssim_strip(a8, b8, own, buf)
+                sse[f0:f1] += s
+                ssim[f0:f1] += m
+    if ssim is not None:
+        ssim /= (h - halo) * (n - 3 * halo)
+    return sse, ssim
+
+
+def _sse_strip(a8: Tensor, b8: Tensor, buf: _Buffers) -> Tensor:
+    """uint8 ``[n, R, 3W]`` pair -> exact sum of squared errors per frame, int64 ``[n]``."""
+    x = buf.get("x", a8.shape, torch.int32)
+    y = buf.get("y", b8.shape, torch.int32)
+    x.copy_(a8)
+    y.copy_(b8)
+    x.sub_(y)
+    x.mul_(x)
+    return _row_sums_int64(x, 255 * 255, buf, "rs")
+
+
+def _ssim_strip(a8: Tensor, b8: Tensor, own: int, buf: _Buffers) -> tuple[Tensor, Tensor]:
+    """uint8 ``[n, R, 3W]`` pair (R = output rows + 6) -> (SSE of the first ``own`` rows, int64 ``[n]``;
+    sum of the SSIM map over the strip's R-6 output rows and all channels, float64 ``[n]``)."""
+    i32, f32 = torch.int32, torch.float32
+    nf, r, n = a8.shape
+    q = buf.get("q", (4, nf, r, n), i32)  # x, y, x^2 + y^2, x*y
+    x, y = q[0], q[1]
+    x.copy_(a8)
+    y.copy_(b8)
+    torch.mul(x, y, out=q[3])
+    torch.mul(x, x, out=q[2]).addcmul_(y, y)
+    # SSE = sum (x^2 + y^2) - 2 sum xy over the rows this strip owns
+    sse = _row_sums_int64(q[2, :, :own], 2 * 255 * 255, buf, "rq")
+    sse -= 2 * _row_sums_int64(q[3, :, :own], 255 * 255, buf, "rp")
+    s4 = _box7(q, buf, "b")  # int32 [4, nf, ro, nw]: all four window sums in one pass
+    sx, sy = s4[0], s4[1]
+    ro, nw = sx.shape[-2:]
+    s4[3].mul_(_NP).addcmul_(sx, sy, value=-1)  # cxy = 49 Sxy - Sx Sy                  |.| < 1.6e8
+    s4[2].mul_(_NP).addcmul_(sx, sx, value=-1).addcmul_(sy, sy, value=-1)  # cxx + cyy, 0 <= . < 3.2e8
+    tmp = buf.get("t", (nf, ro, nw), i32)
+    torch.mul(sx, sx, out=tmp).addcmul_(sy, sy)  # Sx^2 + Sy^2                       < 3.2e8
+    sy.mul_(sx)  # Sx Sy                                                          < 1.6e8
+    sx.copy_(tmp)
+    # s4 = [Sx^2 + Sy^2, Sx Sy, cxx + cyy, cxy]: one conversion, one broadcast add of the constants
+    f = buf.get("f", (4, nf, ro, nw), f32)
+    f.copy_(s4).add_(_ssim_consts(f.device))
+    f[1].mul_(f[3])  # (Sx Sy + C1N/2)(cxy + C2N/2) = numerator / 4
+    f[0].mul_(f[2])  # denominator
+    f[1].div_(f[0])  # SSIM / 4
+    rows = buf.get("rf", (nf, ro), f32)
+    torch.sum(f[1], dim=-1, out=rows)
+    return sse, rows.sum(dim=-1, dtype=torch.float64).mul_(4.0)
+
+
+_CONSTS: dict[torch.device, Tensor] = {}
+
+
+def _ssim_consts(device: torch.device) -> Tensor:
+    """float32 ``[4, 1, 1, 1]``: the constants added to [Sx^2 + Sy^2, Sx Sy, cxx + cyy, cxy]."""
+    c = _CONSTS.get(device)
+    if c is None:
+        c = torch.tensor([_C1N, _C1N / 2, _C2N, _C2N / 2], dtype=torch.float32, device=device).view(4, 1, 1, 1)
+        _CONSTS[device] = c
+    return c
 
 
 # ----- PSNR -------------------------------------------------------------------------------------------
-def _sse(x: Tensor, y: Tensor) -> Tensor:
-    """int32 [n, 3, H, W] pair -> exact int64 sum of squared errors per frame [n]."""
-    d = x - y
-    return (d * d).sum(dim=(1, 2, 3), dtype=torch.int64)
-
-
 def sse_frames(orig: np.ndarray | Tensor, recon: np.ndarray | Tensor) -> Tensor:
-    """Exact per-frame sum of squared errors over pixels and channels: uint8 ``[T,H,W,3]`` -> int64 ``[T]``."""
+    """Exact per-frame sum of squared errors over pixels and channels: uint8 ``[T,H,W,3]`` -> int64 ``[T]``
+    (on the inputs' device)."""
     a, b = _pair(orig, recon)
     return _frame_stats(a, b, want_ssim=False)[0]
 
@@ -150,52 +317,6 @@ def psnr_frames(orig: np.ndarray | Tensor, recon: np.ndarray | Tensor) -> Tensor
 
 
 # ----- SSIM -------------------------------------------------------------------------------------------
-def _box7(x: Tensor) -> Tensor:
-    """Valid 7x7 window sums over the last two dims (exact for integer tensors)."""
-    h, w = x.shape[-2:]
-    r = x[..., 0 : h - 6, :].clone()
-    for i in range(1, SSIM_WIN):
-        r += x[..., i : h - 6 + i, :]
-    c = r[..., 0 : w - 6].clone()
-    for i in range(1, SSIM_WIN):
-        c += r[..., i : w - 6 + i]
-    return c
-
-
-def _ssim_planes(x: Tensor, y: Tensor) -> Tensor:
-    """skimage-equivalent SSIM of int32 planes ``[..., H, W]`` (values 0..255) -> float64 ``[...]``.
-
-    Integer window sums are exact in int32 (max 49*255^2 < 2^31), so are the (co)variance numerators
-    ``49*Sxy - Sx*Sy`` (|.| < 1.6e8). Only the final ratio is rounded (float32).
-    """
-    sx, sy = _box7(x), _box7(y)
-    sxx, syy, sxy = _box7(x * x), _box7(y * y), _box7(x * y)
-    p = sx * sy
-    q = sx * sx + sy * sy
-    cxy = _NP * sxy - p
-    v = _NP * (sxx + syy) - q
-    f = torch.float32
-    num = (2 * p).to(f).add_(_C1N).mul_((2 * cxy).to(f).add_(_C2N))
-    den = q.to(f).add_(_C1N).mul_(v.to(f).add_(_C2N))
-    return num.div_(den).mean(dim=(-2, -1), dtype=torch.float64)
-
-
-def _frame_stats(a: Tensor, b: Tensor, want_ssim: bool = True) -> tuple[Tensor, Tensor | None]:
-    """uint8 ``[T,H,W,3]`` pair on one device -> (SSE int64 [T], SSIM float64 [T] or None)."""
-    t, h, w, _ = a.shape
-    if want_ssim and (h < SSIM_WIN or w < SSIM_WIN):
-        raise ValueError(f"SSIM needs frames of at least 7x7 (skimage's window), got {w}x{h}")
-    sse = torch.empty(t, dtype=torch.int64, device=a.device)
-    ssim = torch.empty(t, dtype=torch.float64, device=a.device) if want_ssim else None
-    for s, e in _chunks(t, h, w, a.device):
-        x = a[s:e].permute(0, 3, 1, 2).to(torch.int32).contiguous()
-        y = b[s:e].permute(0, 3, 1, 2).to(torch.int32).contiguous()
-        sse[s:e] = _sse(x, y)
-        if ssim is not None:
-            ssim[s:e] = _ssim_planes(x, y).mean(dim=1)
-    return sse, ssim
-
-
 def ssim_frames(orig: np.ndarray | Tensor, recon: np.ndarray | Tensor) -> Tensor:
     """Per-frame SSIM equal to ``skimage.metrics.structural_similarity(o, r, data_range=255,
     channel_axis=-1)``: uint8 ``[T,H,W,3]`` (any device) -> float64 ``[T]`` on that device.
@@ -215,7 +336,12 @@ class VideoMetrics:
     ``lpips``: ``"auto"`` (load real LPIPS ``lpips_net`` if its weights are present, else record why not),
     ``None``/``"off"`` (not computed), or a ready :class:`LPIPS` (e.g. a resident one).
     ``device``: where metrics are computed (default: CUDA if available, else CPU).
-    ``batch``: frames per LPIPS trunk pass (further capped by a per-device pixel budget).
+    ``batch``: cap on frames per LPIPS trunk pass (default: the device's pixel budget decides -- a whole
+    17-frame 720p window in two passes on an accelerator, one frame per pass on CPU).
+
+    :meth:`update` takes uint8 RGB ``[T, H, W, 3]`` numpy arrays or torch tensors on any device (values
+    0..255; any strides, contiguous is fastest); frames are scored on ``device`` (tensors already there
+    are not copied). One instance is fed from one thread at a time.
     ``scored_on``: label of what the frames are (default: decoder output before any re-encode).
     """
 
@@ -225,15 +351,11 @@ class VideoMetrics:
         lpips: LPIPS | None | str = "auto",
         device: str | torch.device | None = None,
         lpips_net: str = "vgg",
-        batch: int = 8,
+        batch: int | None = None,
         scored_on: str = CONVENTIONS["scored_on"],
     ) -> None:
-        self.device = (
-            torch.device(device)
-            if device is not None
-            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        )
-        self.batch = max(1, int(batch))
+        self.device = resolve_device(device)
+        self.batch = None if batch is None else max(1, int(batch))
         self.scored_on = scored_on
         self.resolution_note = "no resize or subsampling by the scorer"
         self._lpips: LPIPS | None = None
@@ -261,7 +383,8 @@ class VideoMetrics:
         return len(self._sse)
 
     def update(self, orig: np.ndarray | Tensor, recon: np.ndarray | Tensor) -> None:
-        """Score one window: two uint8 ``[T, H, W, 3]`` arrays of one shape (T may be 0)."""
+        """Score one window: ``orig`` and ``recon`` uint8 RGB ``[T, H, W, 3]`` of one shape (T may be 0),
+        numpy arrays or torch tensors on any device (moved to ``self.device`` if elsewhere)."""
         a, b = _pair(orig, recon)
         t, h, w, _ = a.shape
         if self.height is None:

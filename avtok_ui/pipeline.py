@@ -2,15 +2,15 @@
 
 The graph (each box is a small unit in ``avtok_ui/engine/``; each arrow a bounded queue, so memory stays flat)::
 
-    source thread                 foreground (model)                 sink threads
+    source + prepare threads      foreground (model)                 sink threads
     media.iter_windows ──windows──► VisualCoder.encode ──► TokenFileWriter (spill) ───────────► <nick>.safetensors
       + VisualCoder.prepare          └► VisualCoder.decode ──decoded──► recon_stage: uint8 + VideoWriter (x264/NVENC)
         (uint8 -> model input)                                          └──pairs──► metrics_stage (PSNR/SSIM/LPIPS)
     audio thread: media.read_audio ─► DAC encode (chunks) ─► codes ─► DAC decode ─► WAV + audio scores
     after all stages: alignment (latents <-> code frames), token file, mux(video, wav) ─► <nick>_reconstructed.mp4
 
-* ``stages.source_stage`` decodes frames (PyAV) and converts them to the model's input ahead of the model
-  (on CUDA only pins them; the conversion is device work).
+* ``stages.source_stage`` decodes frames (PyAV) and ``stages.prepare_stage`` converts them to the model's
+  input, each in its own thread, ahead of the model (on CUDA it only pins them; the conversion is device work).
 * ``stages.VisualCoder`` makes the model calls: encode, and (unless tokens-only) decode the *stored* tokens,
   so the reconstruction shows exactly what the token file keeps. Several windows per call with
   ``RunConfig.windows_per_call``.
@@ -54,6 +54,7 @@ from .engine.stages import (
     frac_str,
     locked_progress,
     metrics_stage,
+    prepare_stage,
     recon_stage,
     source_stage,
     trim_heap,
@@ -327,10 +328,12 @@ def tokenize(
                                int(round(span.duration_s * DAC_SAMPLE_RATE)), audio_in, audio_out, progress,
                                clock, audio, score=do_metrics)
                 # ---- source: decode + prepare windows ahead of the model ----
+                decoded_ch = flow.channel(2, "frames")
                 windows_ch = flow.channel(2, "windows")
                 windows = media.iter_windows(source, config.window, info=info, start_s=config.start_s,
                                              duration_s=config.duration_s, size=size)
-                flow.start("source", source_stage, windows_ch, windows, coder.prepare, clock)
+                flow.start("source", source_stage, decoded_ch, windows, clock)
+                flow.start("prepare", prepare_stage, decoded_ch, windows_ch, coder.prepare, clock)
                 # ---- sinks: reconstruction encoder, metrics ----
                 recon_ch = None
                 if not tokens_only:
@@ -456,16 +459,9 @@ def _batches(windows: Iterable[WindowItem], per_call: int) -> Iterator[list[Wind
 
 
 def _writer_options(config: RunConfig, device: Any) -> dict[str, Any]:
-    """Encoder options the reconstruction writer understands (preset; NVENC where the writer supports it)."""
-    import inspect
-
-    params = inspect.signature(media.VideoWriter.__init__).parameters
-    opts: dict[str, Any] = {}
-    if "preset" in params:
-        opts["preset"] = config.preset
-    if "use_nvenc" in params:
-        opts["use_nvenc"] = str(device).startswith("cuda")
-    return opts
+    """Reconstruction encoder options: the x264 preset, and NVENC on CUDA (the writer falls back to libx264
+    when NVENC cannot open or encode; the report records which ran)."""
+    return {"preset": config.preset, "encoder": "auto" if str(device).startswith("cuda") else "libx264"}
 
 
 def _timings(clock: Clock, t_start: float) -> Timings:

@@ -38,7 +38,9 @@ import numpy as np
 
 from . import media
 from .backends.registry import ALL_BACKEND_SETTINGS, parse_setting
-from .errors import AvtokError, Cancelled, MediaError
+from .devices import cuda_available, device_name
+from .engine.flow import check_cancel
+from .errors import AvtokError, MediaError
 from .settings import DAC_CODEBOOKS, DAC_SAMPLE_RATE, DEFAULT_WINDOW, VisualSetting
 
 ProgressFn = Callable[[float, str], None]
@@ -70,15 +72,6 @@ def _env_bool(name: str, default: bool) -> bool:
     if value is None:
         return default
     return value.lower() in {"1", "true", "yes", "on"}
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001 -- a broken torch install means "no CUDA" here
-        return False
 
 
 @dataclass
@@ -218,15 +211,9 @@ class _LockedDac:
 # model cache
 # ----------------------------------------------------------------------------------------------------
 def normalize_device(device: str | None) -> str:
-    """``None``/``"auto"`` -> ``"cuda"`` if available else ``"cpu"``; ``"cuda:0"`` stays as given."""
-    if device is None or str(device).strip().lower() in ("", "auto"):
-        return "cuda" if _cuda_available() else "cpu"
-    device = str(device).strip().lower()
-    if device.startswith("cuda") and not _cuda_available():
-        raise AvtokError(f"device {device!r} requested but CUDA is not available on this machine (use cpu)")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise AvtokError(f"device must be cpu or cuda, got {device!r}")
-    return device
+    """``None``/``"auto"`` -> ``"cuda"`` if available else ``"cpu"``; ``"cuda:0"`` stays as given
+    (:func:`avtok_ui.devices.device_name`)."""
+    return device_name(device)
 
 
 def _module_bytes(module: Any) -> int:
@@ -664,7 +651,7 @@ class Service:
         return self.config.allow_download or "dac" not in self.missing()
 
     def devices(self) -> list[str]:
-        return ["cuda", "cpu"] if _cuda_available() else ["cpu"]
+        return ["cuda", "cpu"] if cuda_available() else ["cpu"]
 
     def info(self) -> dict[str, Any]:
         from . import __version__
@@ -870,7 +857,7 @@ class Service:
 
                 fetch_backbone(lpips_net(config.lpips, device), allow_download=self.config.allow_download)
             stage("load models", 1, 1)
-            _check_cancel(cancel)
+            check_cancel(cancel)
             extracted = run_dir / f"{nick}_dac_input.wav" if audio_on else None
             result = self._run_task(str(req.source), str(run_dir), nick, config, models, extracted, stage, cancel)
             stage("reference", 0, 1)
@@ -903,7 +890,7 @@ class Service:
         self.probe(base.source)
         n = len(names)
         for i, name in enumerate(names):
-            _check_cancel(cancel)
+            check_cancel(cancel)
             vs = parse_setting(name)
             req = RunRequest(**asdict(base))
             req.setting = vs.name
@@ -932,7 +919,7 @@ class Service:
                 for win in media.iter_windows(info.path, 32, info=info, start_s=req.start_s,
                                               duration_s=req.duration_s,
                                               size=None if size == (info.width, info.height) else size):
-                    _check_cancel(cancel)
+                    check_cancel(cancel)
                     vw.write(win.frames, win.pts)
             audio = None
             if info.audio is not None:
@@ -941,7 +928,7 @@ class Service:
                     for chunk in media.read_audio(info.path, info=info, sample_rate=DAC_SAMPLE_RATE,
                                                   mono=channels == 1, start_s=req.start_s,
                                                   duration_s=req.duration_s):
-                        _check_cancel(cancel)
+                        check_cancel(cancel)
                         if chunk.shape[0] > 2:  # 5.1 etc.: a plain stereo fold-down for the preview
                             chunk = np.stack([chunk[0::2].mean(0), chunk[1::2].mean(0)])
                         ww.write(np.clip(chunk, -1, 1))
@@ -1056,11 +1043,6 @@ def _frame_from_video(path: str, index: int) -> np.ndarray:
         if i == index:
             return frame
     raise AvtokError(f"frame {index} not found in {Path(path).name}")
-
-
-def _check_cancel(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("cancelled by the user")
 
 
 def _run_pipeline(source: str, run_dir: str, nickname: str, config: Any, models: Any, extracted: Path | None,

@@ -27,6 +27,7 @@ memory. The final file appears atomically (temporary name, then rename).
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import struct
@@ -125,6 +126,7 @@ class TokenFile:
     frame_pts: torch.Tensor
     audio_codes: torch.Tensor | None = None
     audio_latent_offsets: torch.Tensor | None = None
+    visual_offset: int | None = field(default=None, repr=False)  # byte offset of ``visual`` in the file
 
     @property
     def setting(self) -> VisualSetting:
@@ -304,50 +306,50 @@ def _tensor_bytes(t: torch.Tensor) -> bytes:
 
 
 def load_tokens(path: str | Path, *, visual: bool = True) -> TokenFile:
-    """Load a token file written by avtok-ui (tensors on CPU, in their stored dtypes).
+    """Validate (:func:`avtok_ui.tokencheck.validate`) and load a token file written by avtok-ui
+    (tensors on CPU, in their stored dtypes).
 
+    Nothing is decoded from a file that fails validation: the error is one line ``<file>: <problem>``.
     ``visual=False`` skips the (possibly large) visual tensor: ``TokenFile.visual`` is then an empty tensor
-    and :func:`iter_visual_windows` streams it instead.
+    and :func:`iter_visual_windows` streams it instead. No ``mmap``: plain reads of the byte ranges.
     """
-    from safetensors import SafetensorError, safe_open
+    from .tokencheck import read_array, validate
 
     path = Path(path)
-    if not path.is_file():
-        raise TokenFileError(f"{path}: token file not found")
-    with open(path, "rb") as f:
-        head = f.read(12)
-    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide") or head[:4] == b"\x1aE\xdf\xa3":
-        raise TokenFileError(f"{path.name}: this is a video, not a token file (use `avtok tokenize` first)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = TokenMeta.from_metadata(f.metadata() or {}, path)
-            names = set(f.keys())
-            required = {"visual", "latent_source_frames", "window_frames", "window_latents", "frame_pts"}
-            missing = sorted(required - names)
-            if missing:
-                raise TokenFileError(f"{path.name}: token file lacks tensors {', '.join(missing)}")
-            tensors = {n: f.get_tensor(n) for n in names if n != "visual"}
-            vis = f.get_tensor("visual") if visual else torch.empty(0)
-    except TokenFileError:
-        raise
-    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as err:
-        msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise TokenFileError(f"{path.name}: not a readable safetensors token file ({msg})") from None
-    return TokenFile(path=path, meta=meta, visual=vis, **tensors)
+    checked = validate(path)
+    meta = TokenMeta.from_metadata(checked.meta, path)
+    tabs = checked.tables
+    tensors: dict[str, torch.Tensor] = {n: torch.from_numpy(tabs[n]) for n in
+                                        ("latent_source_frames", "window_frames", "window_latents", "frame_pts")}
+    if "audio_codes" in tabs:
+        tensors["audio_codes"] = torch.from_numpy(tabs["audio_codes"].view(np.int16)).view(torch.uint16)
+        tensors["audio_latent_offsets"] = torch.from_numpy(tabs["audio_latent_offsets"])
+    e = checked.entries["visual"]
+    if visual:
+        raw = torch.from_numpy(read_array(path, e, "<i2"))
+        vis = raw.view(torch.uint16 if checked.setting.discrete else torch.bfloat16)
+    else:
+        vis = torch.empty(0)
+    return TokenFile(path=path, meta=meta, visual=vis, visual_offset=e.start, **tensors)
 
 
 def iter_visual_windows(tf: TokenFile) -> Iterator[tuple[int, torch.Tensor]]:
     """Stream ``(n_source_frames, model_tokens)`` per window, reading only that window from disk."""
-    from safetensors import safe_open
-
     if tf.visual.numel():
         yield from tf.window_tokens()
         return
+    if tf.visual_offset is None:
+        raise ValueError("this TokenFile was not loaded from a file: no visual data to stream")
     setting = tf.setting
-    with safe_open(str(tf.path), framework="pt") as f:
-        sl = f.get_slice("visual")
-        start = 0
+    grid = [int(x) for x in tf.meta.latent_shape[2:]]
+    per_latent = 2 * math.prod(grid)
+    start = 0
+    with open(tf.path, "rb") as f:
         for n_frames, n_lat in zip(tf.window_frames.tolist(), tf.window_latents.tolist(), strict=True):
-            chunk = sl[:, start:start + n_lat]
+            chunk = torch.empty([1, n_lat, *grid], dtype=torch.int16)
+            f.seek(tf.visual_offset + start * per_latent)
+            if f.readinto(memoryview(chunk.numpy()).cast("B")) != n_lat * per_latent:
+                raise TokenFileError(f"{tf.path.name}: file is truncated inside the visual tensor")
             start += n_lat
-            yield int(n_frames), stored_to_model(chunk, setting)
+            stored = chunk.view(torch.uint16 if setting.discrete else torch.bfloat16)
+            yield int(n_frames), stored_to_model(stored, setting)

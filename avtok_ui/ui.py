@@ -24,10 +24,11 @@ import pandas as pd
 
 from . import __version__, plots
 from .backends.registry import ALL_BACKEND_SETTINGS, families, parse_setting, settings_of_family
-from .errors import AvtokError, Cancelled
+from .errors import AvtokError, Cancelled, one_line
 from .readouts import CONVENTIONS as READOUT_CONVENTIONS
 from .service import RunRequest, Service, nearest_window, summary_row, valid_windows
 from .settings import DAC_CODEBOOKS, DAC_WEIGHTS_NAME, DEFAULT_WINDOW
+from .uploads import check_tokens, validator
 
 log = logging.getLogger("avtok_ui.app")
 
@@ -127,17 +128,15 @@ def _num(v: Any, default: float = 0.0) -> float:
     return f if math.isfinite(f) else default
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
-
-
 def _user_error(err: BaseException) -> str:
     """The one-line message shown for ``err`` (unexpected errors are logged with their traceback)."""
     if isinstance(err, AvtokError):
-        return _one_line(err)
+        return one_line(err)
+    if isinstance(err, ValueError):  # bad values in an input that slipped past its checks: the input's fault
+        log.warning("bad input: %s", one_line(err))
+        return one_line(err)
     log.exception("internal error")
-    return f"internal error ({type(err).__name__}: {_one_line(err)[:200]}); the app keeps running"
+    return f"internal error ({type(err).__name__}: {one_line(err)[:200]}); the app keeps running"
 
 
 def _status(msg: str, kind: str = "info") -> str:
@@ -890,12 +889,13 @@ def build_app(service: Service | None = None) -> gr.Blocks:
 
         run_inputs = [src_video, family_in, setting_in, window_in, cb_in, device_in, start_in, dur_in, cap_in, lpips_in,
                       history, scale_in, rq_x, rq_y, records, sweep_in]
+        source_ok = validator(len(run_inputs), {0: svc.probe})  # an unreadable upload never joins the queue
         run_evt = run_btn.click(ui_run, run_inputs, result_outputs, api_visibility="private", scroll_to_output=True,
                                 concurrency_id=RUN_QUEUE, concurrency_limit=svc.config.concurrent_runs,
-                                show_progress="full", show_progress_on=[status])
+                                show_progress="full", show_progress_on=[status], validator=source_ok)
         sweep_evt = sweep_btn.click(ui_sweep, run_inputs, result_outputs, api_visibility="private",
                                     concurrency_id=RUN_QUEUE, concurrency_limit=svc.config.concurrent_runs,
-                                    show_progress="full", show_progress_on=[status])
+                                    show_progress="full", show_progress_on=[status], validator=source_ok)
 
         def ui_cancel(request: gr.Request) -> str:
             session = getattr(request, "session_hash", None) or "anon"
@@ -986,7 +986,7 @@ tokens, video, metrics, report = c.predict(handle_file("clip.mp4"), "DV8x16x16",
 print(report["video_metrics"]["psnr"], report["readouts"]["total_tokens"])
 ```
 `duration_s` / `max_side` = 0 mean "to the end" / "native". Errors come back as one line (`gradio_client`
-raises `AppError` with it). See `docs/SPACE.md` for the full reference.
+raises `AppError` with it; an unreadable upload is refused before the queue with `ValidationError`). See `docs/SPACE.md` for the full reference.
 """
 
 
@@ -1117,6 +1117,8 @@ def _register_api(svc: Service, btns: list[gr.Button], video: gr.File, recon: gr
                 raise
             svc.runs.finish(run_dir)
         except Exception as err:  # noqa: BLE001
+            if isinstance(err, ValueError) and not isinstance(err, AvtokError):  # bad values: name the file
+                err = AvtokError(f"{Path(str(tokens)).name}: {one_line(err)}")
             raise _api_error(err) from None
         return str(res.video)
 
@@ -1125,11 +1127,16 @@ def _register_api(svc: Service, btns: list[gr.Button], video: gr.File, recon: gr
     btns[1].click(probe, video, js, api_name="probe", concurrency_limit=None)
     btns[2].click(estimate, [video, setting, window, cb, start, dur, side], js, api_name="estimate",
                   concurrency_limit=None)
+    # uploads are checked before they join the run queue (a bad file is refused whatever the queue holds)
     btns[3].click(tokenize, [video, setting, window, cb, device, start, dur, side, lpips],
-                  [f_tokens, f_video, f_metrics, js], api_name="tokenize", **run)
-    btns[4].click(sweep, [video, settings, window, cb, device, start, dur, side, lpips], js, api_name="sweep", **run)
-    btns[5].click(compare, [video, recon, lpips], js, api_name="compare", **run)
-    btns[6].click(reconstruct, tokens_in, f_video, api_name="reconstruct", **run)
+                  [f_tokens, f_video, f_metrics, js], api_name="tokenize", validator=validator(9, {0: svc.probe}),
+                  **run)
+    btns[4].click(sweep, [video, settings, window, cb, device, start, dur, side, lpips], js, api_name="sweep",
+                  validator=validator(9, {0: svc.probe}), **run)
+    btns[5].click(compare, [video, recon, lpips], js, api_name="compare",
+                  validator=validator(3, {0: svc.probe, 1: svc.probe}), **run)
+    btns[6].click(reconstruct, tokens_in, f_video, api_name="reconstruct", validator=validator(1, {0: check_tokens}),
+                  **run)
 
 
 def launch_kwargs(service: Service) -> dict[str, Any]:

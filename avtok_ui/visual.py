@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import CheckpointError
+from .devices import resolve_device
+from .errors import CheckpointError, one_line
 from .settings import CV_CHANNELS, DV_VOCAB_SIZE, VisualSetting
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "expected_token_shape",
     "native_dtype",
     "parse_dtype",
-    "one_line_error",
     "DTYPE_NAMES",
 ]
 
@@ -187,34 +187,6 @@ def ensure_cpu_bf16_avg_pool3d() -> bool:
 # ----------------------------------------------------------------------------------------------------
 # errors
 # ----------------------------------------------------------------------------------------------------
-_USELESS_LINES = (
-    "The following operation failed in the TorchScript interpreter.",
-    "Traceback of TorchScript",
-)
-
-
-def one_line_error(exc: BaseException | str) -> str:
-    """The last meaningful line of a (TorchScript) error message, without the ``RuntimeError:`` prefix.
-
-    TorchScript errors start with "The following operation failed in the TorchScript interpreter." and a
-    serialized-code traceback; the actual cause is the last line.
-    """
-    text = exc if isinstance(exc, str) else str(exc)
-    if not isinstance(exc, str) and isinstance(exc, KeyError) and exc.args:
-        text = str(exc.args[0])
-    lines = [ln.strip() for ln in text.splitlines()]
-    good = [
-        ln for ln in lines
-        if ln and not ln.startswith(_USELESS_LINES) and not set(ln) <= set("~^ ")
-        and not ln.endswith("<--- HERE") and not ln.startswith("File \"")
-    ]
-    line = good[-1] if good else (lines[0] if lines else type(exc).__name__)
-    for prefix in ("RuntimeError: ", "NotImplementedError: ", "builtins.RuntimeError: ", "torch.jit.Error: "):
-        if line.startswith(prefix):
-            line = line[len(prefix):]
-    return line or type(exc).__name__
-
-
 _DTYPE_ERROR_MARKERS = (
     "expected scalar type", "should be the same", "same dtype", "mixed dtype", "dtype mismatch",
     "to have the same", "Expected tensor for argument",
@@ -315,22 +287,6 @@ def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # the tokenizer
 # ----------------------------------------------------------------------------------------------------
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _as_device(device: str | torch.device | None) -> torch.device:
-    if device is None or (isinstance(device, str) and device.strip().lower() in ("", "auto")):
-        return _default_device()
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"invalid device {device!r}: {one_line_error(e)}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available (use --device cpu)")
-    return dev
-
-
 class CosmosTokenizer:
     """A Cosmos 0.1 video tokenizer: a TorchScript encoder/decoder pair for one :class:`VisualSetting`.
 
@@ -395,7 +351,7 @@ class CosmosTokenizer:
     ) -> CosmosTokenizer:
         """Load ``folder/encoder.jit`` and ``folder/decoder.jit`` (no search). See :meth:`from_pretrained`."""
         want = parse_dtype(dtype)
-        dev = _as_device(device)
+        dev = resolve_device(device)
         folder = Path(folder)
         enc_path, dec_path = folder / ENCODER_FILE, folder / DECODER_FILE
         encoder = _load_jit(enc_path, dev)
@@ -455,11 +411,11 @@ class CosmosTokenizer:
         try:
             return module(arg)
         except torch.OutOfMemoryError as e:
-            raise torch.OutOfMemoryError(f"{self._setting.name}: {one_line_error(e)}") from None
+            raise torch.OutOfMemoryError(f"{self._setting.name}: {one_line(e)}") from None
         except (RuntimeError, NotImplementedError, ValueError, TypeError, IndexError) as e:
             if "KeyboardInterrupt" in str(e):  # TorchScript wraps Ctrl-C in a RuntimeError
                 raise KeyboardInterrupt from None
-            msg = one_line_error(e)
+            msg = one_line(e)
             where = f"{path}" if path is not None else self._setting.name
             if self._dtype != self._native and _is_dtype_error(msg):
                 nat = DTYPE_NAMES.get(self._native, str(self._native))
@@ -598,7 +554,7 @@ def _load_jit(path: Path, device: torch.device) -> torch.jit.ScriptModule:
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             module = torch.jit.load(str(path), map_location=device)
     except Exception as e:  # noqa: BLE001 -- any load failure is a bad checkpoint file
-        raise CheckpointError(f"{path}: cannot load TorchScript file ({one_line_error(e)})") from None
+        raise CheckpointError(f"{path}: cannot load TorchScript file ({one_line(e)})") from None
     module.eval()
     return module
 

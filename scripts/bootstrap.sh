@@ -27,9 +27,11 @@ $PIP install "$TORCH_SPEC" "${NUMPY_SPEC:-numpy}" 2>&1 | grep -v "is ignored" ||
 "$VENV/bin/python" -c "import torch, numpy" || { echo "[bootstrap] torch failed to install" >&2; exit 1; }
 $PIP install -e ".[dev]" 2>&1 | grep -v "is ignored" || true
 $PIP install --no-deps "${LPIPS_SPEC:?no lpips pin in pyproject.toml}" "scikit-video==1.1.11" 2>&1 | grep -v "is ignored" || true
+# the dataset extra, pinned, in its own step (see pyproject.toml: ray's protobuf pin conflicts on paper only)
+$PIP install "ray[data]==2.60.0" "webdataset==1.0.2" "pyarrow==26.0.1" 2>&1 | grep -v -e "is ignored" -e "protobuf" -e "dependency resolver" || true
 # torchaudio's compiled libs are built for another torch: drop them (pure-Python fallback is enough for dac).
 site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 rm -f "$site"/torchaudio/lib/*.so
-"$VENV/bin/python" -c "import importlib.util as u, avtok_ui, dac, av, safetensors; assert u.find_spec('lpips') and u.find_spec('skvideo')" || { echo "[bootstrap] import check failed" >&2; exit 1; }
+"$VENV/bin/python" -c "import importlib.util as u, avtok_ui, dac, av, safetensors, ray.data, webdataset, pyarrow; assert u.find_spec('lpips') and u.find_spec('skvideo')" || { echo "[bootstrap] import check failed" >&2; exit 1; }
 echo "$want" > "$stamp"
 echo "[bootstrap] ready: $VENV" >&2

@@ -25,7 +25,7 @@ from avtok_ui.settings import VisualSetting
 ROOT = Path(__file__).resolve().parents[1]
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client.exceptions import AppError, ValidationError  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -162,11 +162,55 @@ def test_trim_cap_and_no_audio(client, clips):
     ("long", "AVTOK_MAX_DURATION_S"),
 ])
 def test_bad_input_gives_one_line_error_and_the_app_keeps_serving(client, clips, which, words):
-    with pytest.raises(AppError) as err:
+    # an unreadable upload is refused by the validator (before the queue): gradio_client's ValidationError
+    # names the input; a readable one that breaks a run limit is refused by the run (AppError)
+    with pytest.raises(ValidationError if which in ("bad", "empty") else AppError) as err:
         _tokenize(client, clips[which])
     msg = str(err.value)
-    assert words in msg and "Traceback" not in msg and "\n" not in msg.strip()
+    line = msg.strip().splitlines()[-1]
+    assert words in line and "Traceback" not in msg
+    if which in ("bad", "empty"):
+        assert msg.strip().splitlines() == ["1 parameter(s) failed validation:", line]
+        assert line.startswith(f"- video: {clips[which].name}: ")
+    else:
+        assert "\n" not in msg.strip()
     assert client.predict(api_name="/info")["usable_settings"]  # still serving
+
+
+def test_bad_uploads_are_refused_before_the_run_queue(app, clips, tmp_path, monkeypatch):
+    """With both run slots taken, a bad video (/tokenize, /sweep, /compare) or a bad token file (/reconstruct)
+    is refused while the runs still hold the queue (without the validator it would wait behind them)."""
+    url, service = app
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    real_run = service.run
+
+    def held_run(*args, **kwargs):
+        started.release()
+        release.wait(300)  # a safety net: never hang the suite
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(service, "run", held_run)
+    fake_tokens = tmp_path / "fake.safetensors"
+    fake_tokens.write_bytes(b"\x10" + b"\0" * 7 + b'{"a": 1}' + b"\0" * 10)
+    holders = [Client(url, verbose=False).submit(handle_file(str(clips["silent"])), "DV8x16x16", 17, 0, "cpu", 0,
+                                                 0, 0, "off", api_name="/tokenize") for _ in range(2)]
+    try:
+        assert started.acquire(timeout=240) and started.acquire(timeout=240)  # both slots are held
+        c = Client(url, verbose=False)
+        with pytest.raises(ValidationError, match="notes.mp4: not a readable video file"):
+            _tokenize(c, clips["bad"])
+        with pytest.raises(ValidationError, match="notes.mp4: not a readable video file"):
+            c.predict(handle_file(str(clips["bad"])), "", 17, 0, "cpu", 0, 0, 0, "off", api_name="/sweep")
+        with pytest.raises(ValidationError, match="reconstruction: empty.mp4: file is empty"):
+            c.predict(handle_file(str(clips["a"])), handle_file(str(clips["empty"])), "off", api_name="/compare")
+        with pytest.raises(ValidationError, match="fake.safetensors: not a readable safetensors token file"):
+            c.predict(handle_file(str(fake_tokens)), api_name="/reconstruct")
+        assert not release.is_set() and not any(h.done() for h in holders)
+    finally:
+        release.set()
+    for h in holders:
+        assert h.result(timeout=300)[3]["setting"] == "DV8x16x16"
 
 
 def test_bad_arguments_are_one_line_errors(client, clips):

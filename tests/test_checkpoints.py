@@ -147,6 +147,7 @@ def test_allow_download_false_never_downloads(monkeypatch: pytest.MonkeyPatch) -
 
 def test_network_error_becomes_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import huggingface_hub
+    import huggingface_hub.constants  # a lazy submodule: patchable only once imported (test order must not matter)
 
     calls: list[str] = []
 

@@ -358,6 +358,71 @@ def test_video_writer_index_timestamps_and_validation(tmp_path: Path) -> None:
     assert info.n_frames == 10 and info.fps == 10 and info.duration_s == pytest.approx(1.0)
 
 
+def _assert_playable_copy(path: Path, frames: np.ndarray) -> None:
+    info = media.probe(path)
+    assert info.codec == "h264" and media.frame_count(path) == len(frames)
+    back = np.stack(list(media.read_video_frames(path))).astype(int)
+    assert np.abs(back - frames).mean() < 4
+
+
+class _FailingStream:
+    """Stands in for an NVENC stream that opened but fails on the first frame."""
+
+    def encode(self, frame: object) -> list:
+        raise av.error.ExternalError(-542398533, "nvenc: no capable devices found")
+
+
+def test_video_writer_nvenc_falls_back_to_libx264(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = np.stack([synth_frame(i, 64, 48) for i in range(8)])
+    # 1. NVENC requested where it cannot open (no NVIDIA driver here): libx264, a playable file
+    out = tmp_path / "nvenc.mp4"
+    with media.VideoWriter(out, 64, 48, Fraction(25), encoder="h264_nvenc") as w:
+        w.write(frames)
+    if not Path("/dev/nvidiactl").exists():
+        assert w.encoder == "libx264"
+    _assert_playable_copy(out, frames)
+
+    # 2. "auto" tries NVENC only when a CUDA device is present; a failed open falls back
+    monkeypatch.setattr(media, "_cuda_present", lambda: False)
+    with media.VideoWriter(tmp_path / "a.mp4", 64, 48, 25, encoder="auto") as w:
+        assert w.encoder == "libx264"
+
+    # 3. NVENC opened but fails on the first frame: start over with libx264, nothing lost
+    opened: list[str] = []
+    real_open = media.VideoWriter._open
+
+    def fake_open(self: media.VideoWriter, codec: str) -> None:
+        opened.append(codec)
+        real_open(self, "libx264")
+        if codec == "h264_nvenc":
+            self._stream, self.encoder = _FailingStream(), "h264_nvenc"
+
+    monkeypatch.setattr(media, "_cuda_present", lambda: True)
+    monkeypatch.setattr(media.VideoWriter, "_open", fake_open)
+    out = tmp_path / "first_frame.mp4"
+    with media.VideoWriter(out, 64, 48, Fraction(25), encoder="auto") as w:
+        assert w.encoder == "h264_nvenc"
+        w.write(frames[:3])
+        w.write(frames[3:])
+    assert opened == ["h264_nvenc", "libx264"] and w.encoder == "libx264"
+    _assert_playable_copy(out, frames)
+
+
+def test_video_writer_rejects_unknown_preset_and_encoder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="preset"):
+        media.VideoWriter(tmp_path / "x.mp4", 32, 16, 25, preset="fastest")
+    with pytest.raises(ValueError, match="encoder"):
+        media.VideoWriter(tmp_path / "x.mp4", 32, 16, 25, encoder="hevc_nvenc")
+    assert not (tmp_path / "x.mp4").exists()
+
+    frames = np.stack([synth_frame(i, 64, 48) for i in range(3)])
+    out = tmp_path / "nv.mp4"
+    with media.VideoWriter(out, 64, 48, 25, encoder="h264_nvenc" if not Path("/dev/nvidiactl").exists() else "auto") as w:
+        w.write(frames)  # NVENC asked for where there is none -> libx264
+    assert w.encoder == "libx264" or Path("/dev/nvidiactl").exists()
+    _assert_playable_copy(out, frames)
+
+
 def test_wav_writer_roundtrip(tmp_path: Path) -> None:
     t = np.arange(4410) / SR
     x = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), np.full_like(t, 2.0)]).astype(np.float32)

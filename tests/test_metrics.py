@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from avtok_ui import lpips_net
+from avtok_ui import metrics as metrics_mod
 from avtok_ui.metrics import (
     LPIPS,
     MEL_N_MELS,
@@ -37,6 +38,7 @@ from avtok_ui.metrics import (
     mse_frames,
     psnr_frames,
     si_sdr,
+    sse_frames,
     ssim_frames,
 )
 
@@ -143,6 +145,60 @@ def test_ssim_real_frames_bigbuckbunny() -> None:
         d = np.max(np.abs(ssim_frames(a, b).numpy() - _sk_ssim(a, b, np.float32)))
         worst = max(worst, float(d))
     assert worst <= SSIM_TOL, worst
+
+
+def _np_sse(a: np.ndarray, b: np.ndarray) -> list[int]:
+    d = a.astype(np.int64) - b.astype(np.int64)
+    return [int(v) for v in (d * d).reshape(a.shape[0], -1).sum(axis=1)]
+
+
+@pytest.mark.parametrize("rows", [1, 17, 10**6])  # strips of 8 rows (the minimum), of ~17 rows; 4 frames per op
+def test_strips_and_frame_batches_equal_skimage(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    """The cache-sized strips (CPU) and frame batches must not change a number: SSIM vs skimage float64,
+    SSE exact, and each frame's values independent of how frames are grouped."""
+    a = np.concatenate([_gradient(2, 45, 53), _rng(11).integers(0, 256, (2, 45, 53, 3), dtype=np.uint8)])
+    b = np.concatenate([_noisy(a[:2], 9), _rng(12).integers(0, 256, (2, 45, 53, 3), dtype=np.uint8)])
+    b[1, 20:30] = 255  # saturated rows across a strip boundary
+    elems = (rows + 6) * 3 * 53 // torch.get_num_threads()
+    monkeypatch.setattr(metrics_mod, "_CPU_ELEMS_PER_THREAD", elems)
+    ssim = ssim_frames(a, b).numpy()
+    assert np.max(np.abs(ssim - _sk_ssim(a, b, np.float64))) <= 1e-6, ssim
+    assert sse_frames(a, b).tolist() == _np_sse(a, b)
+    vm = VideoMetrics(lpips=None, device="cpu")
+    vm.update(a, b)
+    assert vm._sse == _np_sse(a, b)
+    one_by_one = np.concatenate([ssim_frames(a[i : i + 1], b[i : i + 1]).numpy() for i in range(4)])
+    assert np.array_equal(one_by_one, ssim)
+
+
+def test_extreme_values_do_not_overflow() -> None:
+    """Worst cases of every integer intermediate (all 0 vs all 255; 255 vs 255) and the int64 fallbacks of
+    rows too wide for int32 row sums (SSIM path from 5505 px, PSNR-only path from 11010 px)."""
+    z, f = np.zeros((1, 9, 5600, 3), np.uint8), np.full((1, 9, 5600, 3), 255, np.uint8)
+    assert ssim_frames(f, f).tolist() == [1.0]
+    ref = _sk_ssim(z[:, :, :64], f[:, :, :64], np.float64)
+    assert abs(ssim_frames(z, f).item() - ref[0]) <= 1e-6
+    vm = VideoMetrics(lpips=None, device="cpu")
+    vm.update(z, f)
+    assert vm._sse == [9 * 5600 * 3 * 255 * 255] and vm.summary()["psnr"] == 0.0
+    wide = _rng(13).integers(0, 256, (2, 2, 11100, 3), dtype=np.uint8)
+    assert sse_frames(wide, 255 - wide).tolist() == _np_sse(wide, 255 - wide)
+
+
+def test_tensor_inputs_any_layout_equal_numpy() -> None:
+    """torch uint8 tensors (also non-contiguous views, e.g. a channel-first buffer permuted to
+    [T, H, W, 3]) give exactly the numpy results."""
+    a = _gradient(3, 30, 41)
+    b = _noisy(a, 20)
+    chw = torch.from_numpy(b).permute(0, 3, 1, 2).contiguous()  # [T, 3, H, W]
+    tb = chw.permute(0, 2, 3, 1)  # [T, H, W, 3] view, not contiguous
+    assert not tb.is_contiguous()
+    assert torch.equal(ssim_frames(torch.from_numpy(a), tb), ssim_frames(a, b))
+    assert torch.equal(sse_frames(torch.from_numpy(a), tb), sse_frames(a, b))
+    v1, v2 = VideoMetrics(lpips=None, device="cpu"), VideoMetrics(lpips=None, device="cpu")
+    v1.update(a, b)
+    v2.update(torch.from_numpy(a), tb)
+    assert v1.per_frame() == v2.per_frame() and v1.summary()["psnr"] == v2.summary()["psnr"]
 
 
 def test_ssim_identical_is_one_and_rejects_tiny_frames() -> None:

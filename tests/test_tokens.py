@@ -22,9 +22,15 @@ from avtok_ui.tokens import (
 )
 
 
-def _meta(setting):
-    return TokenMeta(setting=setting.name, tokenizer=setting.hub_id, source={"file": "x.mp4", "fps": "25/1"},
-                     window=17, latent_shape=[], padding={"width": 40, "height": 24})
+def _meta(setting, with_audio=False):
+    """Complete metadata for the 3x5 latent grid the tests write (frames 5 x 3 latent cells wide)."""
+    h, w = 3 * setting.spatial, 5 * setting.spatial
+    audio = {"sample_rate": 44100, "hop": 512, "codebooks": 9, "codebook_size": 1024, "n_code_frames": 50,
+             "n_samples": 50 * 512 - 100} if with_audio else None
+    return TokenMeta(setting=setting.name, tokenizer=setting.hub_id,
+                     source={"file": "x.mp4", "fps": "25/1", "time_base": "1/12800", "width": w, "height": h,
+                             "n_frames": 100, "duration_s": 4.0},
+                     window=17, latent_shape=[], padding={"width": w, "height": h}, audio=audio)
 
 
 def _write(path, setting, windows, with_audio=True):
@@ -44,7 +50,7 @@ def _write(path, setting, windows, with_audio=True):
         if with_audio:
             codes = np.random.default_rng(0).integers(0, 1024, (9, 50))
             offsets = np.linspace(0, 50, w.n_latents + 1).astype(np.int64)
-        w.finish(_meta(setting), np.arange(n_frames) * 512, codes, offsets)
+        w.finish(_meta(setting, with_audio), np.arange(n_frames) * 512, codes, offsets)
     return produced, codes
 
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from avtok_ui.errors import AvtokError, CheckpointError
+from avtok_ui.errors import one_line as one_line_error
 from avtok_ui.settings import ALL_SETTINGS, CV_CHANNELS, DV_VOCAB_SIZE, VisualSetting
 from avtok_ui.testing.tiny_cosmos import FSQ_BASIS
 from avtok_ui.visual import (
@@ -29,7 +30,6 @@ from avtok_ui.visual import (
     cpu_bf16_avg_pool3d_registered,
     frames_to_tensor,
     native_dtype,
-    one_line_error,
     pad_video,
     parse_dtype,
     tensor_to_frames,
@@ -396,7 +396,8 @@ def test_standin_fails_on_cpu_without_fallback_and_works_with_it(tiny_checkpoint
     folder = tiny_checkpoints / VisualSetting.parse("DV4x8x8").repo_name
     out = run_py(f"""
         import json, torch
-        from avtok_ui.visual import ensure_cpu_bf16_avg_pool3d, one_line_error
+        from avtok_ui.errors import one_line as one_line_error
+        from avtok_ui.visual import ensure_cpu_bf16_avg_pool3d
         enc = torch.jit.load({str(folder / "encoder.jit")!r})
         x = torch.zeros(1, 3, 5, 8, 8)
         graph_has_pool = "aten::avg_pool3d" in str(enc.inlined_graph)

@@ -34,14 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..devices import resolve_device
+from ..errors import CheckpointError, one_line
 from ..visual import (
     DTYPE_NAMES,
     TokenizerRuntimeError,
-    _as_device,
     check_video_shape,
     frames_to_tensor,
-    one_line_error,
     pad_video,
     parse_dtype,
     tensor_to_frames,
@@ -106,14 +105,14 @@ class DiffusersVAETokenizer:
         """Load ``folder/{config.json, diffusion_pytorch_model.safetensors}`` with the setting's class."""
         folder = Path(folder)
         want = parse_dtype(dtype) or torch.float32
-        dev = _as_device(device)
+        dev = resolve_device(device)
         cfg_path = folder / CONFIG_FILE
         try:
             config = json.loads(cfg_path.read_text())
         except FileNotFoundError:
             raise CheckpointError(f"{cfg_path}: file not found") from None
         except (OSError, ValueError) as e:
-            raise CheckpointError(f"{cfg_path}: not a readable JSON config ({one_line_error(e)})") from None
+            raise CheckpointError(f"{cfg_path}: not a readable JSON config ({one_line(e)})") from None
         found = config.get("_class_name")
         if found is not None and found != setting.diffusers_class:
             raise CheckpointError(f"{cfg_path}: is a {found} config, {setting.name} needs {setting.diffusers_class}")
@@ -134,7 +133,7 @@ class DiffusersVAETokenizer:
         try:
             vae = klass.from_pretrained(str(folder), torch_dtype=want, low_cpu_mem_usage=False)
         except Exception as e:  # noqa: BLE001 -- any load failure is a bad checkpoint folder
-            raise CheckpointError(f"{folder}: cannot load {setting.diffusers_class} ({one_line_error(e)})") from None
+            raise CheckpointError(f"{folder}: cannot load {setting.diffusers_class} ({one_line(e)})") from None
         finally:
             diffusers.utils.logging.set_verbosity(level)
         vae.eval().to(device=dev)
@@ -191,9 +190,9 @@ class DiffusersVAETokenizer:
         try:
             return fn(arg)
         except torch.OutOfMemoryError as e:
-            raise torch.OutOfMemoryError(f"{self._setting.name}: {one_line_error(e)}") from None
+            raise torch.OutOfMemoryError(f"{self._setting.name}: {one_line(e)}") from None
         except (RuntimeError, NotImplementedError, ValueError, TypeError, IndexError) as e:
-            raise TokenizerRuntimeError(f"{self._where()}: {one_line_error(e)}") from None
+            raise TokenizerRuntimeError(f"{self._where()}: {one_line(e)}") from None
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """``video [1, 3, T, H, W]`` in [-1, 1] (``T = 1+tf*k``, ``H, W`` multiples of ``sf``) ->

@@ -1,6 +1,7 @@
 """The stages of one run, each a small unit with one job (see ``avtok_ui/pipeline.py`` for the graph).
 
-* :func:`source_stage` (thread): decodes windows of frames and prepares the model input.
+* :func:`source_stage` (thread): decodes windows of frames; :func:`prepare_stage` (thread) converts them to
+  the model input.
 * :class:`VisualCoder` (foreground): the model calls; conversions placed by device.
 * :func:`recon_stage` (thread): decoded tensor -> uint8 frames -> the reconstruction encoder (x264/NVENC);
   hands frame pairs to the metrics stage.
@@ -102,18 +103,25 @@ class WindowItem:
     video: torch.Tensor | None = None  # decoded ``[3, n, H, W]`` model dtype, cropped (after decoding)
 
 
-def source_stage(out: Channel, windows: Iterable[media.FrameWindow],
-                 prepare: Callable[[np.ndarray], torch.Tensor] | None, clock: Clock) -> None:
-    """Decode windows (PyAV) and prepare each one's model input, ahead of the model."""
+def source_stage(out: Channel, windows: Iterable[media.FrameWindow], clock: Clock) -> None:
+    """Decode windows of frames (PyAV: demux, decode, RGB conversion) ahead of the model."""
     it = iter(windows)
     while True:
         with clock("read frames"):
             win = next(it, None)
         if win is None:
             break
+        out.put(WindowItem(win.index, win.frames, win.pts, win.times))
+    out.close()
+
+
+def prepare_stage(inp: Channel, out: Channel, prepare: Callable[[np.ndarray], torch.Tensor], clock: Clock) -> None:
+    """Convert each decoded window to the model's input (its own thread: decoding and conversion each get a
+    core while the model works)."""
+    for item in inp:
         with clock("convert in"):
-            x = prepare(win.frames) if prepare is not None else None
-        out.put(WindowItem(win.index, win.frames, win.pts, win.times, x))
+            item.x = prepare(item.frames)
+        out.put(item)
     out.close()
 
 
@@ -208,7 +216,12 @@ def recon_stage(inp: Channel, writer_args: dict[str, Any] | None, metrics_out: C
 
 
 def metrics_stage(inp: Channel, vmetrics: Any, clock: Clock) -> None:
-    """Score each (original, reconstruction) window pair (uint8 ``[n, H, W, 3]`` each)."""
+    """Score each (original, reconstruction) window pair (uint8 ``[n, H, W, 3]`` each).
+
+    On a CPU this thread uses one intra-op thread (OpenMP's setting is per thread): the model and the
+    encoder already keep the cores busy, and many small multi-threaded ops stall on an oversubscribed CPU."""
+    if str(getattr(vmetrics, "device", "cpu")).startswith("cpu"):
+        torch.set_num_threads(1)
     for orig, recon in inp:
         with clock("metrics"):
             vmetrics.update(orig, recon)
