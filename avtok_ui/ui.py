@@ -970,11 +970,11 @@ API_DOC = """
 
 | endpoint | inputs | outputs |
 |---|---|---|
-| `/info` | — | JSON: settings, which checkpoints are missing, devices, limits, model cache |
+| `/info` | — | JSON: settings and families of every backend (with licence name + link, usable or where to get it), which checkpoints are missing, devices, limits, model cache |
 | `/probe` | `video` (file) | JSON: size, fps, duration, frames, audio format |
 | `/estimate` | `video`, `setting`, `window`, `codebooks`, `start_s`, `duration_s`, `max_side` | JSON: predicted token counts |
 | `/tokenize` | `video`, `setting`, `window`, `codebooks`, `device`, `start_s`, `duration_s`, `max_side`, `lpips` | token file, reconstructed mp4, metrics JSON file, report JSON |
-| `/sweep` | `video`, `settings` (comma list, empty = all), `window`, `codebooks`, `device`, `start_s`, `duration_s`, `max_side`, `lpips` | JSON: one comparison row + report per setting |
+| `/sweep` | `video`, `settings` (comma list of any backends' names, any case; empty = all usable), `window`, `codebooks`, `device`, `start_s`, `duration_s`, `max_side`, `lpips` | JSON: one comparison row + report per setting |
 | `/compare` | `original`, `reconstruction` (files), `lpips` | JSON: PSNR/SSIM/LPIPS (+ audio) of any pair |
 | `/reconstruct` | `tokens` (.safetensors) | reconstructed mp4 from the tokens alone |
 
