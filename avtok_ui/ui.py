@@ -934,7 +934,20 @@ def build_app(service: Service | None = None) -> gr.Blocks:
         frame_in.release(ui_inspect, insp_in, insp_out, **insp)
         scale_in.change(ui_inspect, insp_in, insp_out, **insp)
         left_in.input(ui_inspect, insp_in, insp_out, **insp)
-        right_in.input(ui_inspect, insp_in, insp_out, **insp)
+        def ui_right(recs: dict[str, Any] | None, right: str | None, index: Any) -> Any:
+            """Another run on the right: the frame slider spans its frames (the frame kept when it exists)."""
+            record = (recs or {}).get(str(right)) if right else None
+            if not record:
+                return gr.skip()
+            rep = record["report"]
+            n = int((rep.get("evaluated") or {}).get("n_frames") or 1)
+            worst = worst_frame(rep)
+            i = int(_num(index))
+            return gr.Slider(minimum=0, maximum=max(1, n - 1), value=i if 0 <= i < n else worst,
+                             label=f"Frame (0 – {n - 1}; worst by PSNR = {worst})")
+
+        right_in.input(ui_right, [records, right_in, frame_in], frame_in, api_visibility="private").then(
+            ui_inspect, insp_in, insp_out, **insp)
         worst_psnr_btn.click(lambda recs, r: jump_worst(recs, r, "psnr"), [records, right_in], frame_in,
                              api_visibility="private").then(ui_inspect, insp_in, insp_out, **insp)
         worst_lpips_btn.click(lambda recs, r: jump_worst(recs, r, "lpips"), [records, right_in], frame_in,
