@@ -13,10 +13,14 @@ reads (no ``mmap``, so a huge or sparse file costs nothing), then checked in ord
    :data:`SCAN_CHUNK` bytes: memory stays flat whatever the file size.
 
 Every failure raises :class:`~avtok_ui.errors.TokenFileError` with one line ``<file>: <what is wrong>``.
+
+The same checks run on a file on disk (:func:`validate`) and on a token file in memory, e.g. a member of a
+dataset shard (:func:`validate_bytes`): every ``path`` below is a :data:`Source`, read through :func:`_open`.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -65,6 +69,30 @@ ST_ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2
 
 
 @dataclass(frozen=True)
+class TokenBytes:
+    """A token file held in memory (a shard member): ``name`` is what messages call it (``<key>.safetensors``)."""
+
+    name: str
+    data: bytes
+
+    def open(self) -> io.BytesIO:
+        return io.BytesIO(self.data)  # shares the bytes (no copy until written to)
+
+
+#: Where a token file's bytes come from: a file on disk, or bytes in memory.
+Source = Path | TokenBytes
+
+
+def _open(path: Source) -> Any:
+    """A binary reader over the source's bytes (``seek``/``read``/``readinto``)."""
+    return path.open() if isinstance(path, TokenBytes) else open(path, "rb")
+
+
+def _size(path: Source) -> int:
+    return len(path.data) if isinstance(path, TokenBytes) else path.stat().st_size
+
+
+@dataclass(frozen=True)
 class TensorEntry:
     """One tensor of the container: dtype name, shape, and its byte range ``[start, end)`` in the file."""
 
@@ -82,14 +110,14 @@ class TensorEntry:
 class Checked:
     """What :func:`validate` returns: the metadata fields, the small tables (numpy), the tensor index."""
 
-    path: Path
+    path: Source
     meta: dict[str, str]
     entries: dict[str, TensorEntry]
     setting: Any
     tables: dict[str, np.ndarray]
 
 
-def fail(path: Path, what: str) -> TokenFileError:
+def fail(path: Source, what: str) -> TokenFileError:
     """The one error type of this module: ``<file>: <what>``."""
     return TokenFileError(f"{path.name}: {what}")
 
@@ -97,12 +125,12 @@ def fail(path: Path, what: str) -> TokenFileError:
 # ----------------------------------------------------------------------------------------------------
 # 1. container
 # ----------------------------------------------------------------------------------------------------
-def read_container(path: Path) -> tuple[dict[str, str], dict[str, TensorEntry]]:
+def read_container(path: Source) -> tuple[dict[str, str], dict[str, TensorEntry]]:
     """Parse the safetensors header with plain reads; check that the tensors tile the data exactly."""
-    if not path.is_file():
+    if isinstance(path, Path) and not path.is_file():
         raise TokenFileError(f"{path}: token file not found")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
+    size = _size(path)
+    with _open(path) as f:
         head = f.read(12)
         if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide") or head[:4] == b"\x1aE\xdf\xa3":
             raise fail(path, "this is a video, not a token file (use `avtok tokenize` first)")
@@ -160,7 +188,7 @@ def _is_int(v: Any) -> bool:
 # ----------------------------------------------------------------------------------------------------
 # 2. metadata
 # ----------------------------------------------------------------------------------------------------
-def _field(path: Path, meta: dict[str, str], name: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+def _field(path: Source, meta: dict[str, str], name: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
     if name not in meta:
         if optional:
             return None
@@ -176,7 +204,7 @@ def _field(path: Path, meta: dict[str, str], name: str, kind: type | tuple[type,
     return value
 
 
-def _int_in(path: Path, where: str, value: Any, lo: int, hi: int) -> int:
+def _int_in(path: Source, where: str, value: Any, lo: int, hi: int) -> int:
     if not _is_int(value):
         raise fail(path, f"{where} must be an integer, got {value!r}")
     if not lo <= value <= hi:
@@ -184,7 +212,7 @@ def _int_in(path: Path, where: str, value: Any, lo: int, hi: int) -> int:
     return value
 
 
-def _fraction(path: Path, where: str, value: Any, lo: float, hi: float) -> Fraction:
+def _fraction(path: Source, where: str, value: Any, lo: float, hi: float) -> Fraction:
     try:
         f = Fraction(str(value))
     except (ValueError, ZeroDivisionError):
@@ -194,7 +222,7 @@ def _fraction(path: Path, where: str, value: Any, lo: float, hi: float) -> Fract
     return f
 
 
-def _number(path: Path, where: str, value: Any, *, optional: bool = True) -> float | None:
+def _number(path: Source, where: str, value: Any, *, optional: bool = True) -> float | None:
     if value is None and optional:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
@@ -204,7 +232,7 @@ def _number(path: Path, where: str, value: Any, *, optional: bool = True) -> flo
     return float(value)
 
 
-def check_metadata(path: Path, meta: dict[str, str]) -> tuple[Any, dict[str, Any]]:
+def check_metadata(path: Source, meta: dict[str, str]) -> tuple[Any, dict[str, Any]]:
     """Format, version and every field a reader uses; returns the setting and the decoded fields."""
     from . import __version__
     from .tokens import FORMAT_VERSION, TOKEN_FORMAT
@@ -266,19 +294,19 @@ def check_metadata(path: Path, meta: dict[str, str]) -> tuple[Any, dict[str, Any
 # ----------------------------------------------------------------------------------------------------
 # 3. names, dtypes, ranks, shapes
 # ----------------------------------------------------------------------------------------------------
-def _dtype_is(path: Path, entries: dict[str, TensorEntry], name: str, want: str, meaning: str) -> None:
+def _dtype_is(path: Source, entries: dict[str, TensorEntry], name: str, want: str, meaning: str) -> None:
     if entries[name].dtype != want:
         raise fail(path, f"{name} is {entries[name].dtype}, expected {want} ({meaning})")
 
 
-def _rank_is(path: Path, entries: dict[str, TensorEntry], name: str, rank: int, layout: str) -> tuple[int, ...]:
+def _rank_is(path: Source, entries: dict[str, TensorEntry], name: str, rank: int, layout: str) -> tuple[int, ...]:
     shape = entries[name].shape
     if len(shape) != rank:
         raise fail(path, f"{name} has rank {len(shape)} {list(shape)}, expected {layout}")
     return shape
 
 
-def check_layout(path: Path, setting: Any, m: dict[str, Any], entries: dict[str, TensorEntry]) -> None:
+def check_layout(path: Source, setting: Any, m: dict[str, Any], entries: dict[str, TensorEntry]) -> None:
     """Tensor names, dtypes, ranks and every shape that follows from the metadata alone."""
     names = set(entries)
     missing = [n for n in REQUIRED_TENSORS if n not in names]
@@ -364,10 +392,10 @@ def check_layout(path: Path, setting: Any, m: dict[str, Any], entries: dict[str,
 # ----------------------------------------------------------------------------------------------------
 # 4. small tables
 # ----------------------------------------------------------------------------------------------------
-def read_array(path: Path, e: TensorEntry, np_dtype: str) -> np.ndarray:
+def read_array(path: Source, e: TensorEntry, np_dtype: str) -> np.ndarray:
     """Read one tensor's bytes into a new numpy array of ``e.shape`` (little-endian ``np_dtype``)."""
     out = np.empty(e.shape, dtype=np.dtype(np_dtype))
-    with open(path, "rb") as f:
+    with _open(path) as f:
         f.seek(e.start)
         got = f.readinto(memoryview(out).cast("B")) if out.nbytes else 0
     if got != out.nbytes:
@@ -375,7 +403,7 @@ def read_array(path: Path, e: TensorEntry, np_dtype: str) -> np.ndarray:
     return out
 
 
-def check_tables(path: Path, setting: Any, m: dict[str, Any],
+def check_tables(path: Source, setting: Any, m: dict[str, Any],
                  entries: dict[str, TensorEntry]) -> dict[str, np.ndarray]:
     """Windows, spans, offsets and codes against the closed forms; returns the tables read."""
     window = m["window"]
@@ -446,12 +474,12 @@ def _short(values: list[int], n: int = 6) -> str:
 # ----------------------------------------------------------------------------------------------------
 # 5. visual values, streamed
 # ----------------------------------------------------------------------------------------------------
-def iter_raw_chunks(path: Path, e: TensorEntry, chunk_bytes: int = SCAN_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
+def iter_raw_chunks(path: Source, e: TensorEntry, chunk_bytes: int = SCAN_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(first_element_index, uint16 array)`` over a 2-byte tensor, one reused buffer of ``chunk_bytes``."""
     buf = np.empty(max(1, chunk_bytes // 2), dtype="<u2")
     done = 0
     total = e.numel
-    with open(path, "rb") as f:
+    with _open(path) as f:
         f.seek(e.start)
         while done < total:
             k = min(total - done, buf.size)
@@ -463,7 +491,7 @@ def iter_raw_chunks(path: Path, e: TensorEntry, chunk_bytes: int = SCAN_CHUNK) -
             done += k
 
 
-def scan_visual(path: Path, setting: Any, e: TensorEntry) -> None:
+def scan_visual(path: Source, setting: Any, e: TensorEntry) -> None:
     """DV: every id < the vocabulary size; CV: every bf16 latent finite. Streams ``SCAN_CHUNK`` at a time."""
     per_latent = math.prod(e.shape[2:])
     tmp = None
@@ -494,17 +522,20 @@ def _file_key(path: Path) -> tuple[int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def validate(path: str | Path, *, scan_values: bool = True) -> Checked:
+def validate(path: str | Path | TokenBytes, *, scan_values: bool = True) -> Checked:
     """Check a token file against its schema (cheap checks first, then the streamed value scan).
 
     Raises :class:`TokenFileError` (``<file>: <problem>``) on the first problem; returns what was read.
+    A file on disk whose values were scanned is not scanned again while unchanged; bytes always are.
     """
-    path = Path(path)
+    path = path if isinstance(path, TokenBytes) else Path(path)
     meta, entries = read_container(path)
     setting, m = check_metadata(path, meta)
     check_layout(path, setting, m, entries)
     tables = check_tables(path, setting, m, entries)
-    if scan_values:
+    if scan_values and isinstance(path, TokenBytes):
+        scan_visual(path, setting, entries["visual"])
+    elif scan_values:
         key = _file_key(path)
         with _SCANNED_LOCK:
             known = key in _SCANNED
@@ -515,3 +546,9 @@ def validate(path: str | Path, *, scan_values: bool = True) -> Checked:
                 while len(_SCANNED) > 256:
                     _SCANNED.popitem(last=False)
     return Checked(path=path, meta=meta, entries=entries, setting=setting, tables=tables)
+
+
+def validate_bytes(data: bytes, name: str, *, scan_values: bool = True) -> Checked:
+    """:func:`validate` for a token file in memory (e.g. ``<key>.safetensors`` read from a shard tar); the
+    same checks and messages, ``name`` in place of the file name."""
+    return validate(TokenBytes(name, bytes(data)), scan_values=scan_values)

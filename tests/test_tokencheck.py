@@ -434,3 +434,45 @@ def test_value_error_past_the_checks_names_the_file(good, tmp_path, capsys, monk
     monkeypatch.setenv("AVTOK_DEBUG", "1")
     with pytest.raises(ValueError, match="8 pts"):
         main(["reconstruct", str(path), "-o", str(tmp_path / "r"), "-q", "--offline"])
+
+
+# the same checks on a token file in memory (a dataset shard's member) -----------------------------------------
+def _message(check: Callable[[], object]) -> str | None:
+    try:
+        check()
+    except TokenFileError as err:
+        return str(err)
+    return None
+
+
+def test_bytes_in_memory_get_the_same_checks_and_lines(good, tmp_path):
+    """validate_bytes(data, name) == validate(file named name) for good files, every crafted and corrupted
+    file above, and container damage (truncated, trailing bytes, a video, a tiny file)."""
+    from avtok_ui.tokencheck import validate_bytes
+
+    for path in good.values():
+        on_disk, in_memory = validate(path), validate_bytes(path.read_bytes(), path.name)
+        assert in_memory.meta == on_disk.meta and in_memory.entries == on_disk.entries
+        assert in_memory.setting.name == on_disk.setting.name == path.stem
+        assert set(in_memory.tables) == set(on_disk.tables)
+        assert all((in_memory.tables[k] == on_disk.tables[k]).all() for k in on_disk.tables)
+    src = good["DV8x16x16"]
+    raw = src.read_bytes()
+    edits = [(e.__name__, e) for e, _ in CASES] + _all_corruptions()
+    seen = 0
+    for k, (label, edit) in enumerate(edits):
+        try:
+            bad = craft(src, tmp_path / f"k{k}.safetensors", edit)
+        except Exception:  # noqa: BLE001 - the edit itself is impossible for this field
+            continue
+        want = _message(lambda bad=bad: validate(bad))
+        got = _message(lambda bad=bad: validate_bytes(bad.read_bytes(), bad.name))
+        assert got == want, label
+        seen += want is not None
+    assert seen > 100
+    (tmp_path / "m.mp4").write_bytes(make_video(tmp_path / "v.mp4", n_frames=2).read_bytes())
+    for name, data in [("cut.safetensors", raw[:-3]), ("pad.safetensors", raw + b"\0"), ("tiny.safetensors", raw[:5]),
+                       ("m.mp4", (tmp_path / "m.mp4").read_bytes())]:
+        (tmp_path / name).write_bytes(data)
+        want = _message(lambda name=name: validate(tmp_path / name))
+        assert want is not None and _message(lambda data=data, name=name: validate_bytes(data, name)) == want, name

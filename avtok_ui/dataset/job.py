@@ -223,6 +223,9 @@ def _quiet_ray_loggers() -> None:
         return
     for name in [n for n in logging.root.manager.loggerDict if n == "ray" or n.startswith("ray.")]:
         logging.getLogger(name).setLevel(logging.ERROR)
+    # a video that killed its worker is logged there as an ERROR with a traceback; the job reports it
+    # itself, as a failed row with one line
+    logging.getLogger("ray.data._internal.execution.streaming_executor_state").setLevel(logging.CRITICAL)
 
 
 def _last_line(err: BaseException) -> str:
@@ -414,11 +417,14 @@ def _execute(opts: JobOptions, pending: list[InputItem], qa: set[str], plan: dic
     remote: dict[str, Any] = {"num_cpus": cpus, "max_restarts": -1, "max_task_retries": opts.retries}
     if gpus > 0:
         remote["num_gpus"] = gpus
+    # one video in flight per actor: a worker that dies takes only its own video with it (with more in
+    # flight, the videos queued behind it died too and used up their retries without ever running)
+    pool = ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
     with warnings.catch_warnings():  # max_restarts/max_task_retries have no named parameter yet
         warnings.simplefilter("ignore")
         ds = ds.map(TokenizeWorker, fn_constructor_kwargs={"config": opts.config, "retries": opts.retries,
                                                             "threads": max(1, int(cpus))},
-                    compute=ActorPoolStrategy(size=workers), **remote)
+                    compute=pool, **remote)
     t0 = time.perf_counter()
     try:
         for row in ds.iter_rows():

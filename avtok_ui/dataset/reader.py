@@ -5,6 +5,11 @@ them as they are; this reader adds decoding into tensors and the split across co
 (distributed rank, DataLoader worker) pair gets a disjoint part, and together they read every sample
 exactly once per epoch -- whole shards when there are at least as many shards as consumers, else every
 ``n``-th sample (members of other consumers' samples are skipped, not read).
+
+Each sample's token file goes through the same schema check as every other reader
+(:func:`avtok_ui.tokencheck.validate_bytes`) before anything is decoded; a corrupt sample raises
+:class:`~avtok_ui.errors.TokenFileError` ``<shard>: <key>.safetensors: <problem>``. ``validate=False``
+skips the check (for shards you trust, when the value scan's cost matters).
 """
 
 from __future__ import annotations
@@ -21,24 +26,39 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ..errors import TokenFileError
+from ..tokencheck import validate_bytes
 from ..tokens import TokenMeta
 from .shards import complete_shards
 
 
-def decode_sample(key: str, token_bytes: bytes, record: dict[str, Any] | None = None) -> dict[str, Any]:
+def decode_sample(key: str, token_bytes: bytes, record: dict[str, Any] | None = None, *,
+                  validate: bool = True, shard: str | None = None) -> dict[str, Any]:
     """One sample as tensors (CPU, stored dtypes; layouts as in :mod:`avtok_ui.tokens`):
 
-    * ``visual``: DV uint16 ids ``[1, t, h, w]`` in [0, 64000); CV bf16 latents ``[1, t, h, w, 16]``;
+    * ``visual``: DV uint16 ids ``[1, t, h, w]`` in [0, 64000); CV bf16 latents ``[1, t, h, w, C]`` (C: the
+      setting's latent channels, 16 for Cosmos and Wan 2.1);
     * ``audio_codes``: uint16 ``[n_q, n_code_frames]`` (< 1024), or None for a silent video / no audio;
     * ``audio_latent_offsets``: int64 ``[t + 1]``: latent ``i`` <-> ``audio_codes[:, off[i]:off[i+1]]``;
     * ``latent_source_frames`` int64 ``[t, 2]``, ``frame_pts`` int64 ``[T]``, ``window_frames`` /
       ``window_latents`` int64 ``[n_windows]``;
     * ``meta``: the token file's metadata (dict), ``record``: the sample's ``.json`` (index row + readouts).
+
+    ``validate`` (default): the token file's schema check first; a failure raises :class:`TokenFileError`
+    ``[<shard>: ]<key>.safetensors: <problem>``. ``validate=False`` trusts the bytes (faster).
     """
     from safetensors.torch import load
 
-    (n,) = struct.unpack("<Q", token_bytes[:8])
-    meta = json.loads(token_bytes[8:8 + n]).get("__metadata__", {})
+    if validate:
+        try:
+            meta = validate_bytes(token_bytes, f"{key}.safetensors").meta
+        except TokenFileError as err:
+            if shard is None:
+                raise
+            raise TokenFileError(f"{Path(shard).name}: {err}") from None
+    else:
+        (n,) = struct.unpack("<Q", token_bytes[:8])
+        meta = json.loads(token_bytes[8:8 + n]).get("__metadata__", {})
     tm = TokenMeta.from_metadata(meta, Path(f"{key}.safetensors"))
     tensors = load(token_bytes)
     return {
@@ -72,12 +92,13 @@ class TokenDataset(IterableDataset):
     ``avtok dataset`` (or a list of shard paths).
 
     ``shuffle``: shuffle the shard order each epoch (seeded by ``seed`` + :meth:`set_epoch`);
-    ``rank``/``world_size``: default from ``torch.distributed`` (or ``RANK``/``WORLD_SIZE``).
+    ``rank``/``world_size``: default from ``torch.distributed`` (or ``RANK``/``WORLD_SIZE``);
+    ``validate``: check each sample's token file first (see :func:`decode_sample`); False skips it.
     Use ``DataLoader(ds, batch_size=None, num_workers=k)``: samples differ in length.
     """
 
     def __init__(self, root: str | os.PathLike[str] | list[str], *, shuffle: bool = False, seed: int = 0,
-                 rank: int | None = None, world_size: int | None = None) -> None:
+                 rank: int | None = None, world_size: int | None = None, validate: bool = True) -> None:
         super().__init__()
         if isinstance(root, (list, tuple)):
             self.shards = [str(p) for p in root]
@@ -87,6 +108,7 @@ class TokenDataset(IterableDataset):
                 raise FileNotFoundError(f"{root}: no shards/shard-*.tar (is this an `avtok dataset` folder?)")
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
         self.rank, self.world_size = rank, world_size
+        self.validate = validate
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -107,7 +129,8 @@ class TokenDataset(IterableDataset):
                 for key, members in _groups(tar):
                     if whole or n % count == me:
                         rec = json.loads(tar.extractfile(members["json"]).read()) if "json" in members else None
-                        yield decode_sample(key, tar.extractfile(members["safetensors"]).read(), rec)
+                        yield decode_sample(key, tar.extractfile(members["safetensors"]).read(), rec,
+                                            validate=self.validate, shard=shard)
                     n += 1
 
 

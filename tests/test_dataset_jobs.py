@@ -1,0 +1,138 @@
+"""`avtok dataset` end to end with a diffusers backend named in lower case (`-s wan2.1-4x8x8`, issue 10), and the
+worker retry (`--retries`): one small real job (1 worker, tiny diffusers Wan VAE, tiny DAC) through the CLI, with
+faults injected into the worker processes by file name (see `_dataset_faults.py`): a video whose tokenizer raises
+an unexpected error once is retried and succeeds; one that raises every time is a `failed` row with its reason;
+the same for a video that kills its worker process once / every time, and no other video is lost with it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+from _synth import make_video
+from safetensors.torch import load, load_file
+
+from avtok_ui.cli import main
+from avtok_ui.dataset import TokenDataset
+from avtok_ui.dataset.inputs import make_key
+from avtok_ui.dataset.job import qa_keys
+from avtok_ui.dataset.shards import read_index
+
+HERE = Path(__file__).resolve().parent
+CLIPS = {"a.mp4": {"n_frames": 9}, "b.mp4": {"n_frames": 6, "audio": False, "width": 40, "height": 30},
+         "raise_once.mp4": {"n_frames": 5}, "raise_always.mp4": {"n_frames": 5}, "crash_once.mp4": {"n_frames": 5},
+         "crash_always.mp4": {"n_frames": 5}}
+GOOD = ("a.mp4", "b.mp4", "raise_once.mp4", "crash_once.mp4")
+DIED = "the tokenizer worker died on it 2 times (crash or out of memory)"
+
+
+def _end_session(sid: int) -> None:
+    """SIGKILL what is left of the job's process session (Ray's agents take seconds to notice a shutdown)."""
+    from test_dataset import _kill_session
+
+    _kill_session(sid)
+
+
+@pytest.fixture(scope="module")
+def wan_job(tiny_diffusers_checkpoints, tmp_path_factory):
+    d = tmp_path_factory.mktemp("wan_job")
+    videos = d / "videos"
+    videos.mkdir()
+    for name, kw in CLIPS.items():
+        make_video(videos / name, **kw)
+    out = d / "out"
+    cmd = [sys.executable, str(HERE / "_dataset_faults.py"), str(videos), str(out), "-s", "wan2.1-4x8x8",
+           "--workers", "1", "--retries", "1", "--qa-fraction", "0.5", "--lpips", "off", "--shard-size", "1GB",
+           "-q", "--offline", "--device", "cpu"]
+    env = {**os.environ, "AVTOK_CHECKPOINTS": str(tiny_diffusers_checkpoints), "HF_HUB_OFFLINE": "1"}
+    p = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        stdout, stderr = p.communicate(timeout=900)
+    finally:
+        _end_session(p.pid)
+    return {"videos": videos, "out": out, "rc": p.returncode, "stdout": stdout, "stderr": stderr}
+
+
+@pytest.mark.slow
+def test_dataset_job_takes_the_diffusers_setting_names(wan_job, tiny_diffusers_checkpoints, monkeypatch, tmp_path):
+    out, videos = wan_job["out"], wan_job["videos"]
+    assert wan_job["rc"] == 3, wan_job["stdout"] + wan_job["stderr"]  # the *_always videos failed, the rest ok
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["setting"] == "Wan2.1-4x8x8" and (summary["ok"], summary["failed"]) == (4, 2)
+    assert json.loads((out / "job.json").read_text())["setting"] == "Wan2.1-4x8x8"
+    # every sample is a valid Wan 2.1 token file: bf16 latents [1, t, h, w, 16]; frames padded to 1 + 4k
+    samples = {s["key"]: s for s in TokenDataset(out)}
+    assert sorted(samples) == sorted(make_key(n) for n in GOOD)
+    for name in GOOD:
+        s, kw = samples[make_key(name)], CLIPS[name]
+        h, w = kw.get("height", 48), kw.get("width", 64)
+        assert s["meta"]["setting"] == "Wan2.1-4x8x8" and s["visual"].dtype == torch.bfloat16
+        assert tuple(s["visual"].shape) == (1, 1 + -(-(kw["n_frames"] - 1) // 4), -(-h // 8), -(-w // 8), 16), name
+        assert (s["audio_codes"] is None) == (kw.get("audio") is False)
+    # the shard's tokens are `avtok tokenize --tokens-only` tokens, bit for bit
+    monkeypatch.setenv("AVTOK_CHECKPOINTS", str(tiny_diffusers_checkpoints))
+    assert main(["tokenize", str(videos / "a.mp4"), "-o", str(tmp_path), "-n", "ref", "-s", "WAN2.1-4X8X8",
+                 "--tokens-only", "-q", "--device", "cpu", "--offline"]) == 0
+    ref = load_file(tmp_path / "ref.safetensors")
+    with tarfile.open(out / "shards" / "shard-000000.tar") as tar:
+        got = load(tar.extractfile(f"{make_key('a.mp4')}.safetensors").read())
+    assert set(got) == set(ref) and all(torch.equal(got[k], ref[k]) for k in ref)
+    # the QA sample (those of its keys that succeeded) was reconstructed through the Wan decoder and scored
+    index = {r["key"]: r for r in read_index(out)}
+    qa = sorted(qa_keys(list(index), 0.5) & {make_key(n) for n in GOOD})
+    assert qa and [k for k, r in index.items() if r["qa"]] == qa
+    for key in qa:
+        import av
+
+        with av.open(str(out / "qa" / f"{key}_reconstructed.mp4")) as c:
+            assert sum(1 for _ in c.decode(video=0)) == index[key]["frames"]
+        assert index[key]["qa_psnr"] is not None
+
+
+@pytest.mark.slow
+def test_unexpected_worker_error_is_retried_then_succeeds(wan_job):
+    row = {r["key"]: r for r in read_index(wan_job["out"])}[make_key("raise_once.mp4")]
+    assert row["status"] == "ok" and row["error"] is None and row["attempts"] == 2  # failed once, then retried
+    assert row["shard"] == "shard-000000.tar" and row["frames"] == 5
+
+
+@pytest.mark.slow
+def test_error_every_time_is_a_failed_row_with_its_reason(wan_job):
+    out = wan_job["out"]
+    row = {r["key"]: r for r in read_index(out)}[make_key("raise_always.mp4")]
+    reason = "internal error (RuntimeError: injected fault in call 2)"  # the last of 1 + --retries attempts
+    assert (row["status"], row["error"], row["attempts"], row["shard"]) == ("failed", reason, 2, None)
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"key": row["key"], "source": row["source"], "error": reason} in summary["failed_inputs"]
+    assert f"failed: {row['source']}: {reason}" in wan_job["stderr"].splitlines()
+    assert "Traceback" not in wan_job["stderr"]
+    with tarfile.open(out / "shards" / "shard-000000.tar") as tar:
+        assert not [n for n in tar.getnames() if n.startswith(row["key"])]
+
+
+def _crashes(videos: Path, name: str) -> int:
+    marker = videos / f".{name}.crashes"  # one character per worker process the video killed
+    return len(marker.read_text()) if marker.exists() else 0
+
+
+@pytest.mark.slow
+def test_worker_crash_is_retried_and_takes_only_its_own_video(wan_job):
+    out, videos = wan_job["out"], wan_job["videos"]
+    index = {r["key"]: r for r in read_index(out)}
+    # killed its worker once: the restarted worker tokenized it
+    assert _crashes(videos, "crash_once.mp4") == 1 and index[make_key("crash_once.mp4")]["status"] == "ok"
+    # killed it every time: 1 + --retries deaths, then a failed row saying so; its error line is on stderr
+    row = index[make_key("crash_always.mp4")]
+    assert _crashes(videos, "crash_always.mp4") == 2
+    assert (row["status"], row["error"], row["attempts"], row["shard"]) == ("failed", DIED, 2, None)
+    assert f"failed: {row['source']}: {DIED}" in wan_job["stderr"].splitlines()
+    # no other video was lost with the dying worker
+    assert sorted(k for k, r in index.items() if r["status"] == "ok") == sorted(make_key(n) for n in GOOD)
+    assert "Traceback" not in wan_job["stderr"] + wan_job["stdout"]
