@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 
 from . import media
-from .backends.registry import parse_setting
+from .backends.registry import ALL_BACKEND_SETTINGS, parse_setting
 from .devices import cuda_available, device_name
 from .engine.flow import check_cancel
 from .errors import AvtokError, MediaError
-from .settings import ALL_SETTINGS, DAC_CODEBOOKS, DAC_SAMPLE_RATE, DEFAULT_WINDOW, VisualSetting
+from .settings import DAC_CODEBOOKS, DAC_SAMPLE_RATE, DEFAULT_WINDOW, VisualSetting
 
 ProgressFn = Callable[[float, str], None]
 """``progress(fraction_done, description)`` as shown to the user (0..1)."""
@@ -474,7 +474,11 @@ class RunOutcome:
 
 
 def summary_row(record: dict[str, Any]) -> dict[str, Any]:
-    """One comparison-table row from a run record (plain numbers; None where not measured)."""
+    """One comparison-table row from a run record (plain numbers; None where not measured).
+
+    ``values/pixel`` = latent values per source pixel, ``bits/pixel`` = stored visual-token bits per source
+    pixel (the two rates that compare backends with different channel counts); ``file bits/pixel`` = the
+    whole token file (audio and metadata included) per source pixel."""
     rep = record.get("report", {})
     r = rep.get("readouts", {})
     vm = rep.get("video_metrics") or {}
@@ -490,14 +494,18 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
         "clip": clip,
         "resolution": f"{ev.get('width')}x{ev.get('height')}",
         "frames": ev.get("n_frames"),
+        "family": r.get("family"),
         "setting": rep.get("setting"),
+        "latent ch": r.get("latent_channels"),
         "window": req.get("window"),
         "codebooks": r.get("audio_codebooks", 0),
         "visual tokens": r.get("visual_tokens"),
         "audio tokens": r.get("audio_tokens"),
         "tokens/s": _round(r.get("tokens_per_second"), 1),
         "token file bytes": r.get("token_file_bytes"),
-        "bits/pixel": _round(r.get("bits_per_source_pixel"), 5),
+        "values/pixel": _round(r.get("latent_values_per_source_pixel"), 5),
+        "bits/pixel": _round(r.get("visual_bits_per_source_pixel"), 5),
+        "file bits/pixel": _round(r.get("bits_per_source_pixel"), 5),
         "PSNR dB": "∞" if vm.get("lossless") else _round(psnr, 3),
         "SSIM": _round(vm.get("ssim"), 4),
         "LPIPS": _round(vm.get("lpips"), 4),
@@ -597,29 +605,47 @@ class Service:
         if self._missing is None or refresh:
             from .checkpoints import missing_checkpoints
 
-            self._missing = missing_checkpoints(ALL_SETTINGS, self.config.checkpoint_dir,
+            self._missing = missing_checkpoints(ALL_BACKEND_SETTINGS, self.config.checkpoint_dir,
                                                 dac_weights=self.config.dac_weights)
         return dict(self._missing)
 
     def usable_settings(self) -> list[str]:
         """Settings a run can use now (found locally, or downloadable when downloads are allowed)."""
         if self.config.allow_download:
-            return [s.name for s in ALL_SETTINGS]
+            return [s.name for s in ALL_BACKEND_SETTINGS]
         miss = self.missing()
-        return [s.name for s in ALL_SETTINGS if s.name not in miss]
+        return [s.name for s in ALL_BACKEND_SETTINGS if s.name not in miss]
 
     def setting_missing(self, setting: Any) -> str | None:
-        """Why ``setting`` cannot run now (one line), or None. The app's lists above cover Cosmos 0.1 only;
-        a diffusers VAE (named through the API) is checked on demand."""
+        """Why ``setting`` (any backend) cannot run now (one line), or None. Re-checked on demand, so weights
+        added after start-up are picked up."""
         if setting.name in self.usable_settings():
-            return None
-        if getattr(setting, "backend", "") != "diffusers":
-            return self.missing().get(setting.name) or f"{setting.name}: checkpoint not available"
-        if self.config.allow_download:
             return None
         from .checkpoints import missing_checkpoints
 
-        return missing_checkpoints([setting], self.config.checkpoint_dir, include_dac=False).get(setting.name)
+        why = missing_checkpoints([setting], self.config.checkpoint_dir, include_dac=False).get(setting.name)
+        if why is None:
+            self.missing(refresh=True)
+        return why
+
+    def backends(self) -> list[dict[str, Any]]:
+        """Every tokenizer setting (all backends, registry order) with what the app shows about it: family,
+        loader, factors, latent channels, licence name + link, and whether it can run now (with the one-line
+        reason and where to get it when not)."""
+        usable = set(self.usable_settings())
+        miss = self.missing()
+        out = []
+        for s in ALL_BACKEND_SETTINGS:
+            out.append({
+                "name": s.name, "family": s.family, "backend": s.backend,
+                "class": getattr(s, "diffusers_class", None) or "Cosmos 0.1 TorchScript (encoder.jit, decoder.jit)",
+                "hub_id": s.hub_id, "hub_url": f"https://huggingface.co/{s.hub_id}",
+                "folder": f"$AVTOK_CHECKPOINTS/{s.repo_name}" + (f"/{s.subfolder}" if getattr(s, "subfolder", "") else ""),
+                "temporal": s.temporal, "spatial": s.spatial, "latent_channels": s.latent_channels,
+                "discrete": s.discrete, "licence": s.licence, "licence_url": s.licence_url,
+                "usable": s.name in usable, "missing": None if s.name in usable else miss.get(s.name),
+            })
+        return out
 
     def audio_available(self) -> bool:
         return self.config.allow_download or "dac" not in self.missing()
@@ -633,8 +659,10 @@ class Service:
         miss = self.missing(refresh=True)
         return {
             "version": __version__,
-            "settings": [s.name for s in ALL_SETTINGS],
+            "settings": [s.name for s in ALL_BACKEND_SETTINGS],
+            "families": list(dict.fromkeys(s.family for s in ALL_BACKEND_SETTINGS)),
             "usable_settings": self.usable_settings(),
+            "backends": self.backends(),
             "missing_checkpoints": miss,
             "audio_available": self.audio_available(),
             "devices": self.devices(),
@@ -662,11 +690,13 @@ class Service:
                     "on first use (downloads allowed).")
         usable = self.usable_settings()
         lines = [
-            f"weights missing: {names}; runs that need them are disabled ({len(usable)} of {len(ALL_SETTINGS)} "
-            f"visual settings usable, audio {'on' if self.audio_available() else 'off'}). Provide them: put "
-            "Cosmos-0.1-Tokenizer-<SETTING>/{encoder,decoder}.jit and dac/" + DAC_WEIGHTS_NAME + " under "
+            f"weights missing: {names}; runs that need them are disabled ({len(usable)} of "
+            f"{len(ALL_BACKEND_SETTINGS)} visual settings usable, audio {'on' if self.audio_available() else 'off'}). "
+            "Provide them: put Cosmos-0.1-Tokenizer-<SETTING>/{encoder,decoder}.jit, <diffusers repo name>/vae/"
+            "{config.json,diffusion_pytorch_model.safetensors} and dac/" + DAC_WEIGHTS_NAME + " under "
             "$AVTOK_CHECKPOINTS (or pass app.py --checkpoints DIR) and restart, or start with "
-            "AVTOK_ALLOW_DOWNLOAD=1 to fetch them from the Hugging Face Hub on first use. Where each was looked for:",
+            "AVTOK_ALLOW_DOWNLOAD=1 to fetch them from the Hugging Face Hub on first use (`avtok settings` lists "
+            "each backend's Hub id and licence). Where each was looked for:",
         ]
         lines += [f"  {k}: {v}" for k, v in miss.items()]
         return "\n".join(lines)
@@ -966,6 +996,22 @@ class Service:
             recon = _frame_from_video(record["paths"]["visual_video"], index)
             note = "reconstruction = frame of the H.264 reconstruction (token re-decode unavailable)"
         return orig, recon, note
+
+    def run_frames(self, left: dict[str, Any], right: dict[str, Any], index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """Frame ``index`` of two runs' reconstructions (any backends), both uint8 ``[H, W, 3]``, each re-decoded
+        from its own token file with its own model (see :meth:`frame_pair`). The runs must cover the same
+        evaluated clip (source, trim, size, frame count); otherwise a one-line :class:`AvtokError`."""
+        def span(rec: dict[str, Any]) -> tuple:
+            ev = (rec.get("report") or {}).get("evaluated") or {}
+            return (rec.get("source_name"), ev.get("start_s"), ev.get("width"), ev.get("height"), ev.get("n_frames"))
+
+        if span(left) != span(right):
+            raise AvtokError("these two runs are not of the same clip (source, trim, size and frame count must "
+                             "match): compare runs of one clip")
+        _, a, note_a = self.frame_pair(left, index)
+        _, b, note_b = self.frame_pair(right, index)
+        note = note_a if note_a == note_b else f"left: {note_a}; right: {note_b}"
+        return a, b, note
 
     def _cached_window(self, key: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
         with self._frames_lock:

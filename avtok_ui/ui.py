@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, plots
+from .backends.registry import ALL_BACKEND_SETTINGS, families, parse_setting, settings_of_family
 from .errors import AvtokError, Cancelled, one_line
 from .readouts import CONVENTIONS as READOUT_CONVENTIONS
 from .service import RunRequest, Service, nearest_window, summary_row, valid_windows
-from .settings import ALL_SETTINGS, DAC_CODEBOOKS, DAC_WEIGHTS_NAME, DEFAULT_WINDOW, VisualSetting
+from .settings import DAC_CODEBOOKS, DAC_WEIGHTS_NAME, DEFAULT_WINDOW
 from .uploads import check_tokens, validator
 
 log = logging.getLogger("avtok_ui.app")
@@ -36,8 +37,8 @@ EXAMPLE = ROOT / "assets" / "bigbuckbunny.mp4"
 EXAMPLE_CREDIT = ("Example: *Big Buck Bunny* (excerpt), © Blender Foundation, "
                   "[CC-BY 3.0](https://creativecommons.org/licenses/by/3.0/) — peach.blender.org")
 
-KINDS = {"Continuous (CV)": False, "Discrete (DV)": True}
-COMPRESSIONS = {"4x8x8": (4, 8), "8x8x8": (8, 8), "8x16x16": (8, 16)}
+FAMILIES = families()  # "Cosmos 0.1" first, then the diffusers VAEs in registry order
+ORIGINAL = "Original"  # the frame inspector's left side when it shows the source frame
 RUN_QUEUE = "avtok-run"  # concurrency id shared by every event that runs models
 
 CSS = """
@@ -52,16 +53,61 @@ CSS = """
   border-radius: 4px;}
 .avtok-ok {color: var(--body-text-color-subdued); font-size: 0.9em;}
 footer {display: none !important;}
+#avtok-rq .mark-symbol path {stroke-width: 4px;}
+.avtok-legend {display: flex; flex-wrap: wrap; gap: 6px 18px; align-items: center; font-size: 0.9em;
+  padding: 0 4px;}
+.avtok-legend-item {display: inline-flex; align-items: center; gap: 6px;}
+.avtok-swatch {display: inline-block; width: 11px; height: 11px; border-radius: 50%;}
 """
 
 
 # ----------------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------------
-def _setting_name(kind: str | None, compression: str | None) -> str:
-    discrete = KINDS.get(kind or "", True)
-    t, s = COMPRESSIONS.get(compression or "", (8, 16))
-    return VisualSetting(discrete=discrete, temporal=t, spatial=s).name
+def _setting_name(family: str | None, setting: str | None) -> str:
+    """The setting picked in the page (any backend); the family's first setting when none is picked."""
+    if setting:
+        return parse_setting(setting).name
+    options = settings_of_family(family or "") or list(ALL_BACKEND_SETTINGS)
+    return options[0].name
+
+
+def setting_choices(family: str) -> list[tuple[str, str]]:
+    """``(label, name)`` radio choices of one family: the name plus its factors and latent channels."""
+    out = []
+    for s in settings_of_family(family):
+        per = "1 id" if s.discrete else f"{s.latent_channels} ch"
+        label = s.name if s.backend != "diffusers" else f"{s.name} ({per})"
+        out.append((label, s.name))
+    return out
+
+
+def _link(text: str, url: str) -> str:
+    return f"[{text}]({url})"
+
+
+def backend_markdown(b: dict[str, Any]) -> str:
+    """What the page says about one setting (a :meth:`Service.backends` entry): loader, Hub id, factors,
+    latent channels, licence name + link, and whether its weights are here."""
+    kind = "discrete FSQ ids" if b["discrete"] else f"continuous, {b['latent_channels']} latent channels"
+    loader = f"`{b['class']}`" if b["backend"] == "diffusers" else "TorchScript encoder + decoder"
+    weights = ("weights found" if b["usable"] else
+               f"<span class='avtok-error'>weights missing</span>: put them in `{b['folder']}` "
+               f"(from {_link(b['hub_id'], b['hub_url'])})")
+    return (f"**{b['name']}** ({html.escape(b['family'])}) — {b['temporal']}×{b['spatial']}×{b['spatial']} "
+            f"(time × height × width), {kind}; {loader} from {_link(b['hub_id'], b['hub_url'])}  \n"
+            f"Licence: {_link(html.escape(b['licence']), b['licence_url'])} · {weights}")
+
+
+def backends_table(backends: list[dict[str, Any]]) -> str:
+    """Every setting of every backend: factors, channels, weights found or not, licence name + link."""
+    rows = ["| family | setting | t×h×w | latent ch | weights | licence |", "|---|---|---|---|---|---|"]
+    for b in backends:
+        ch = "1 id (DV)" if b["discrete"] else str(b["latent_channels"])
+        found = "found" if b["usable"] else f"missing ({_link(b['hub_id'], b['hub_url'])})"
+        rows.append(f"| {html.escape(b['family'])} | {b['name']} | {b['temporal']}×{b['spatial']}×{b['spatial']} | "
+                    f"{ch} | {found} | {_link(html.escape(b['licence']), b['licence_url'])} |")
+    return "\n".join(rows)
 
 
 def _cap_value(cap: Any) -> int | None:
@@ -253,33 +299,56 @@ def worst_frame(report: dict[str, Any], metric: str = "psnr") -> int:
 
 
 def comparison_frame(history: list[dict[str, Any]]) -> pd.DataFrame:
-    cols = ["run", "clip", "resolution", "frames", "setting", "window", "codebooks", "visual tokens",
-            "audio tokens", "tokens/s", "token file bytes", "bits/pixel", "PSNR dB", "SSIM", "LPIPS",
-            "SI-SDR dB", "mel dist", "time s", "device"]
+    cols = ["run", "clip", "family", "setting", "latent ch", "values/pixel", "bits/pixel", "PSNR dB", "SSIM",
+            "LPIPS", "resolution", "frames", "window", "codebooks", "visual tokens", "audio tokens", "tokens/s",
+            "token file bytes", "file bits/pixel", "SI-SDR dB", "mel dist", "time s", "device"]
     return pd.DataFrame(history, columns=cols) if history else pd.DataFrame(columns=cols)
+
+
+#: one fixed colour per family (the chart's series), the same in every session and after any sweep order
+FAMILY_COLORS = dict(zip(FAMILIES, ["#4f46e5", "#ea580c", "#dc2626", "#16a34a", "#9333ea", "#db2777", "#0891b2",
+                                    "#db2777", "#525252"], strict=False))
+
+
+
+def family_legend() -> str:
+    """The chart's title and legend as HTML (Gradio's own bottom legend is clipped by the plot's box): one
+    swatch per family, in the fixed colours of :data:`FAMILY_COLORS`."""
+    items = "".join(f"<span class='avtok-legend-item'><span class='avtok-swatch' style='background:{c}'></span>"
+                    f"{html.escape(f)}</span>" for f, c in FAMILY_COLORS.items())
+    return (f"<div class='avtok-legend'><span><b>Rate–quality across runs</b> · one colour per family:</span>"
+            f"{items}</div>")
 
 
 #: axis label -> (comparison-table column, plot column). The plot's data always holds every column, so that
 #: changing an axis only changes which columns the chart reads.
-RQ_X = {"tokens per second": ("tokens/s", "tokens_per_s"), "token file bytes": ("token file bytes", "file_bytes"),
-        "bits per pixel": ("bits/pixel", "bits_per_px")}
+RQ_X = {"bits per source pixel": ("bits/pixel", "bits_per_px"),
+        "log2 bits per source pixel": ("bits/pixel", "log2_bits_per_px"),  # DV and CV rates differ ~100x
+        "latent values per pixel": ("values/pixel", "values_per_px"),
+        "tokens per second": ("tokens/s", "tokens_per_s"), "token file bytes": ("token file bytes", "file_bytes")}
+RQ_X0 = "bits per source pixel"
 RQ_Y = {"PSNR (dB)": ("PSNR dB", "psnr_db"), "SSIM": ("SSIM", "ssim"), "LPIPS": ("LPIPS", "lpips"),
         "audio SI-SDR (dB)": ("SI-SDR dB", "si_sdr_db")}
 
 
 def rate_quality_frame(history: list[dict[str, Any]], x_label: str, y_label: str) -> tuple[pd.DataFrame, str, str]:
-    """Points of the rate-quality chart and the names of its x and y columns."""
-    xc = RQ_X.get(x_label, RQ_X["tokens per second"])[1]
+    """Points of the rate-quality chart (one row per run, ``family`` = the series) and the names of its x and
+    y columns."""
+    xc = RQ_X.get(x_label, RQ_X[RQ_X0])[1]
     yc = RQ_Y.get(y_label, RQ_Y["PSNR (dB)"])[1]
     axes = list(RQ_X.values()) + list(RQ_Y.values())
     rows = []
     for h in history:
-        row: dict[str, Any] = {"setting": h.get("setting"), "clip": h.get("clip"), "run": str(h.get("run"))}
+        row: dict[str, Any] = {"family": h.get("family") or "Cosmos 0.1", "setting": h.get("setting"),
+                               "clip": h.get("clip"), "run": str(h.get("run"))}
         for key, col in axes:
             v = h.get(key)
-            row[col] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+            num = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+            if col.startswith("log2_"):
+                num = math.log2(num) if num > 0 else np.nan
+            row[col] = num
         rows.append(row)
-    cols = [c for _, c in axes] + ["setting", "clip", "run"]
+    cols = [c for _, c in axes] + ["family", "setting", "clip", "run"]
     return pd.DataFrame(rows, columns=cols), xc, yc
 
 
@@ -301,57 +370,78 @@ def build_app(service: Service | None = None) -> gr.Blocks:
             return None
         if not usable:
             return "no tokenizer checkpoints found: runs are disabled (see above how to provide them)"
-        return (f"{setting}: checkpoint missing, Run is disabled for it (predictions still work); "
-                f"usable: {', '.join(sorted(usable))}")
+        return (f"{setting}: weights missing, Run is disabled for it (predictions still work; where to get them "
+                f"is above); {len(usable)} other setting(s) usable")
 
     def banner_markdown(av: dict[str, Any]) -> str:
         miss = av["missing"]
+        n_all = len(ALL_BACKEND_SETTINGS)
         if not miss:
-            return "<span class='avtok-ok'>Weights: all six Cosmos tokenizers and the DAC codec were found.</span>"
+            return (f"<span class='avtok-ok'>Weights: all {n_all} tokenizer settings ({len(FAMILIES)} families) "
+                    "and the DAC codec were found.</span>")
         if svc.config.allow_download:
             return ("Some weights are not on this machine (" + ", ".join(miss) + "); they will be downloaded "
                     "from the Hugging Face Hub on first use (AVTOK_ALLOW_DOWNLOAD=1).")
-        names = ", ".join(f"`{k}`" for k in miss)
         opened = "" if av["usable"] else " open"
         root = os.environ.get("AVTOK_CHECKPOINTS") or "(not set)"
         layout = html.escape(
             "$AVTOK_CHECKPOINTS/Cosmos-0.1-Tokenizer-<SETTING>/encoder.jit\n"
             "$AVTOK_CHECKPOINTS/Cosmos-0.1-Tokenizer-<SETTING>/decoder.jit    # SETTING = CV4x8x8 ... DV8x16x16\n"
+            "$AVTOK_CHECKPOINTS/<diffusers repo name>/vae/config.json\n"
+            "$AVTOK_CHECKPOINTS/<diffusers repo name>/vae/diffusion_pytorch_model.safetensors\n"
             f"$AVTOK_CHECKPOINTS/dac/{DAC_WEIGHTS_NAME}\n\n"
             "# e.g.\n"
             "hf download nvidia/Cosmos-0.1-Tokenizer-DV8x16x16 encoder.jit decoder.jit \\\n"
             "   --local-dir $AVTOK_CHECKPOINTS/Cosmos-0.1-Tokenizer-DV8x16x16\n"
+            "hf download Wan-AI/Wan2.1-T2V-1.3B-Diffusers --include 'vae/*' \\\n"
+            "   --local-dir $AVTOK_CHECKPOINTS/Wan2.1-T2V-1.3B-Diffusers\n"
             "python -m dac download      # DAC: saves to ~/.cache/descript/dac/")
+        by_name = {b["name"]: b for b in svc.backends()}
+        missing_settings = [k for k in miss if k in by_name]
+        missing_fams = list(dict.fromkeys(by_name[k]["family"] for k in missing_settings))
+        audio = "audio on" if av["audio"] else "audio off: DAC weights missing"
         lines = [
-            f"**Missing checkpoints:** {names} — runs that need them are disabled "
-            f"({len(av['usable'])} of 6 visual settings usable; audio {'on' if av['audio'] else 'off'}). "
+            f"**Missing weights:** {len(missing_settings)} of {n_all} tokenizer settings"
+            + (f" ({', '.join(html.escape(f) for f in missing_fams)})" if missing_fams else "")
+            + (" and the DAC codec" if "dac" in miss else "")
+            + f" — runs that need them are disabled ({len(av['usable'])} of {n_all} settings usable; {audio}). "
             "Token predictions work without weights.",
             "",
-            f"<details{opened}><summary><b>How to provide them</b> (AVTOK_CHECKPOINTS = {html.escape(root)})"
-            "</summary>",
-            f"<p>Lay the files out like this, then restart the app with <code>AVTOK_CHECKPOINTS</code> set (or "
-            "start it with <code>AVTOK_ALLOW_DOWNLOAD=1</code> to fetch them from the Hugging Face Hub on first "
-            f"use):</p><pre>{layout}</pre><p>Where each one was looked for:</p><ul>",
+            f"<details{opened}><summary><b>Where to get them, licences, how to install</b> "
+            f"(AVTOK_CHECKPOINTS = {html.escape(root)})</summary><ul>",
         ]
+        for k in missing_settings:
+            b = by_name[k]
+            lines.append(f"<li><b>{html.escape(k)}</b> ({html.escape(b['family'])}): "
+                         f"<a href='{b['hub_url']}' target='_blank'>{html.escape(b['hub_id'])}</a> → "
+                         f"<code>{html.escape(b['folder'])}/</code>; licence "
+                         f"<a href='{b['licence_url']}' target='_blank'>{html.escape(b['licence'])}</a></li>")
+        lines.append(
+            "</ul><p>Lay the files out like this, then restart the app with <code>AVTOK_CHECKPOINTS</code> set (or "
+            "start it with <code>AVTOK_ALLOW_DOWNLOAD=1</code> to fetch them from the Hugging Face Hub on first "
+            f"use):</p><pre>{layout}</pre><p>Where each one was looked for:</p><ul>")
         lines += [f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in miss.items()]
         lines.append("</ul></details>")
         return "\n".join(lines)
 
     av0 = availability()
-    first = next((s for s in reversed(ALL_SETTINGS) if s.name in av0["usable"]), VisualSetting.parse("DV8x16x16"))
-    kind0 = "Discrete (DV)" if first.discrete else "Continuous (CV)"
-    comp0 = f"{first.temporal}x{first.spatial}x{first.spatial}"
+    cosmos = settings_of_family(FAMILIES[0])
+    first = next((s for s in [*reversed(cosmos), *ALL_BACKEND_SETTINGS] if s.name in av0["usable"]),
+                 parse_setting("DV8x16x16"))
     can_run0 = first.name in av0["usable"]
     setting0 = first
+    backends0 = {b["name"]: b for b in svc.backends()}
 
     with gr.Blocks(title="avtok — what do video tokens keep?", delete_cache=(1800, 7200)) as demo:
         last_run = gr.State(None)
         history = gr.State([])
+        records = gr.State({})  # comparison-table run number (str) -> run record, for the frame inspector
 
         gr.Markdown(
             "# avtok — what do video tokens keep?\n"
-            "Turn a video into NVIDIA **Cosmos** visual tokens + **DAC** audio tokens, rebuild it from the tokens "
-            "alone, and see what survived.",
+            "Turn a video into visual tokens — NVIDIA **Cosmos** or a diffusers video VAE (Wan, HunyuanVideo, "
+            "CogVideoX, LTX-Video, Cosmos 1.0) — + **DAC** audio tokens, rebuild it from the tokens alone, and see "
+            "what survived.",
             elem_id="avtok-title",
         )
         banner = gr.Markdown(banner_markdown(av0), elem_id="avtok-banner",
@@ -384,10 +474,11 @@ def build_app(service: Service | None = None) -> gr.Blocks:
             # ---------------------------------------------------------------- setting
             with gr.Column(scale=5, min_width=360):
                 gr.Markdown("### 2 · Tokenizer")
-                with gr.Row():
-                    kind_in = gr.Radio(list(KINDS), value=kind0, label="Token type", elem_id="avtok-kind")
-                    comp_in = gr.Radio(list(COMPRESSIONS), value=comp0, label="Compression (time × height × width)",
-                                       elem_id="avtok-compression")
+                family_in = gr.Radio(FAMILIES, value=first.family, label="Tokenizer family", elem_id="avtok-family")
+                setting_in = gr.Radio(setting_choices(first.family), value=first.name,
+                                      label="Setting (compression time × height × width)", elem_id="avtok-setting")
+                backend_md = gr.Markdown(backend_markdown(backends0[first.name]), elem_id="avtok-backend",
+                                         elem_classes=["avtok-small"])
                 with gr.Row():
                     window_in = gr.Dropdown(valid_windows(setting0), value=DEFAULT_WINDOW,
                                             label="Temporal window (frames, 1 + tf·k)", elem_id="avtok-window",
@@ -402,9 +493,18 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                                         label="LPIPS backbone", elem_id="avtok-lpips")
                 estimate_md = gr.Markdown("Predicted token count appears here once a video is loaded.",
                                           elem_id="avtok-estimate")
+                with gr.Accordion("Sweep: settings to run on the same clip (any families)", open=False,
+                                  elem_id="avtok-sweep-box"):
+                    sweep_in = gr.CheckboxGroup(
+                        [s.name for s in ALL_BACKEND_SETTINGS],
+                        value=[s.name for s in ALL_BACKEND_SETTINGS if s.name in av0["usable"]],
+                        label="Settings (default: every usable one)", elem_id="avtok-sweep-settings")
+                    with gr.Accordion("All tokenizers: weights and licences", open=False):
+                        backends_md = gr.Markdown(backends_table(list(backends0.values())),
+                                                  elem_id="avtok-backends")
                 with gr.Row():
                     run_btn = gr.Button("Run", variant="primary", interactive=can_run0, elem_id="avtok-run")
-                    sweep_btn = gr.Button("Sweep all settings", interactive=bool(av0["usable"]),
+                    sweep_btn = gr.Button("Sweep selected settings", interactive=bool(av0["usable"]),
                                           elem_id="avtok-sweep")
                     cancel_btn = gr.Button("Cancel", variant="stop", elem_id="avtok-cancel")
                 status = gr.Markdown(_status(run_hint(first.name, av0["usable"]) or "Ready.",
@@ -447,6 +547,11 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                                                 elem_id="avtok-dl-json")
             with gr.Tab("Frame inspector", id="inspector"):
                 with gr.Row():
+                    left_in = gr.Dropdown([ORIGINAL], value=ORIGINAL, label="Left: the original or any run",
+                                          elem_id="avtok-left", scale=1)
+                    right_in = gr.Dropdown([], value=None, label="Right: a run (any backend, same clip)",
+                                           elem_id="avtok-right", scale=1)
+                with gr.Row():
                     frame_in = gr.Slider(0, 1, value=0, step=1, label="Frame", scale=5, elem_id="avtok-frame")
                     with gr.Column(scale=2, min_width=160):
                         worst_psnr_btn = gr.Button("Worst frame by PSNR", size="sm")
@@ -472,18 +577,25 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                     recon_audio_img = gr.Image(label="Reconstruction: waveform + spectrogram (same dB scale)",
                                                interactive=False, format="png")
             with gr.Tab("Compare runs", id="compare"):
-                gr.Markdown("Every run of this session is a row; **Sweep all settings** fills it with the six "
-                            "settings on the same clip. Compare rows of the same clip only.")
+                gr.Markdown("Every run of this session is a row; **Sweep selected settings** fills it with the "
+                            "ticked settings (any families) on the same clip. Compare rows of the same clip only. "
+                            "*values/pixel* = latent values per source pixel, *bits/pixel* = stored visual-token bits "
+                            "per source pixel (bf16 latents: 16 bits per value; DV: 16 bits per id): the rates that "
+                            "compare tokenizers with different channel counts. *file bits/pixel* counts the whole "
+                            "token file (audio included). The chart has one colour per family.")
                 compare_df = gr.Dataframe(comparison_frame([]), label="Runs", interactive=False, wrap=False,
                                           elem_id="avtok-compare", max_height=360)
                 with gr.Row():
-                    rq_x = gr.Radio(list(RQ_X), value="tokens per second", label="Rate (x axis)")
+                    rq_x = gr.Radio(list(RQ_X), value=RQ_X0, label="Rate (x axis)")
                     rq_y = gr.Radio(list(RQ_Y), value="PSNR (dB)", label="Quality (y axis)")
                     clear_btn = gr.Button("Clear table", size="sm")
-                rq_df0, rq_xc, rq_yc = rate_quality_frame([], "tokens per second", "PSNR (dB)")
-                rq_plot = gr.ScatterPlot(rq_df0, x=rq_xc, y=rq_yc, color="setting", x_title="tokens per second",
-                                         y_title="PSNR (dB)", label="Rate–quality across runs", height=320,
-                                         tooltip="all", elem_id="avtok-rq")
+                rq_df0, rq_xc, rq_yc = rate_quality_frame([], RQ_X0, "PSNR (dB)")
+                gr.HTML(family_legend(), elem_id="avtok-rq-legend")
+                # no label: Gradio sizes the chart to the whole block, so a label would push the x axis out of it
+                rq_plot = gr.ScatterPlot(rq_df0, x=rq_xc, y=rq_yc, color="family", x_title=RQ_X0,
+                                         y_title="PSNR (dB)", label="Rate–quality across runs", show_label=False,
+                                         height=380, tooltip="all", color_map=FAMILY_COLORS, colors_in_legend=[],
+                                         elem_id="avtok-rq")
             with gr.Tab("API", id="api"):
                 gr.Markdown(API_DOC)
 
@@ -509,11 +621,16 @@ def build_app(service: Service | None = None) -> gr.Blocks:
             api_btns = [gr.Button(visible=False) for _ in range(7)]
 
         # ==================================================================== handlers
-        def ui_load(kind: str, comp: str) -> dict[Any, Any]:
+        def ui_load(family: str, setting: str) -> dict[Any, Any]:
             """Weights may have been added since start: re-check on every page load."""
             av = availability()
-            hint = run_hint(_setting_name(kind, comp), av["usable"])
+            name = _setting_name(family, setting)
+            hint = run_hint(name, av["usable"])
+            bk = svc.backends()
             return {
+                backend_md: backend_markdown(next(b for b in bk if b["name"] == name)),
+                backends_md: backends_table(bk),
+                sweep_in: gr.CheckboxGroup(value=[s.name for s in ALL_BACKEND_SETTINGS if s.name in av["usable"]]),
                 banner: gr.Markdown(banner_markdown(av), elem_classes=["avtok-warn"]
                                     if av["missing"] and not svc.config.allow_download else []),
                 cb_in: gr.Slider(value=DAC_CODEBOOKS if av["audio"] else 0, interactive=av["audio"],
@@ -523,26 +640,27 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                 status: _status(hint, "error") if hint else "Ready.",
             }
 
-        demo.load(ui_load, [kind_in, comp_in], [banner, cb_in, run_btn, sweep_btn, status],
+        demo.load(ui_load, [family_in, setting_in],
+                  [banner, cb_in, run_btn, sweep_btn, status, backend_md, backends_md, sweep_in],
                   api_visibility="private", show_progress="hidden")
 
-        def ui_estimate(src: str | None, kind: str, comp: str, window: Any, cb: Any, start: Any, dur: Any,
+        def ui_estimate(src: str | None, family: str, setting: str, window: Any, cb: Any, start: Any, dur: Any,
                      cap: Any) -> str:
             if not src:
                 return "Predicted token count appears here once a video is loaded."
             try:
-                est = svc.estimate(src, _setting_name(kind, comp), int(_num(window, DEFAULT_WINDOW)),
+                est = svc.estimate(src, _setting_name(family, setting), int(_num(window, DEFAULT_WINDOW)),
                                    int(_num(cb)), _num(start), _num(dur) or None, _cap_value(cap))
             except Exception as err:  # noqa: BLE001 -- shown, never raised
                 return _status(_user_error(err), "error")
             return estimate_markdown(est)
 
-        est_inputs = [src_video, kind_in, comp_in, window_in, cb_in, start_in, dur_in, cap_in]
+        est_inputs = [src_video, family_in, setting_in, window_in, cb_in, start_in, dur_in, cap_in]
 
-        def ui_source(src: str | None, kind: str, comp: str, window: Any, cb: Any, start: Any, dur: Any,
+        def ui_source(src: str | None, family: str, setting: str, window: Any, cb: Any, start: Any, dur: Any,
                       cap: Any) -> tuple[str, str, str]:
             if not src:
-                return "Upload an .mp4 or pick the example.", ui_estimate(None, kind, comp, window, cb, start, dur,
+                return "Upload an .mp4 or pick the example.", ui_estimate(None, family, setting, window, cb, start, dur,
                                                                           cap), "Ready."
             try:
                 info = svc.probe(src)
@@ -550,64 +668,97 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                 msg = _user_error(err)
                 return _status(msg, "error"), "", _status(msg, "error")
             note = "Ready." if info.audio is not None else "Ready — this video has no audio track: video tokens only."
-            hint = run_hint(_setting_name(kind, comp), set(svc.usable_settings()))
+            hint = run_hint(_setting_name(family, setting), set(svc.usable_settings()))
             if hint:
                 note = _status(hint, "error")
-            return (source_markdown(info.to_dict()), ui_estimate(src, kind, comp, window, cb, start, dur, cap), note)
+            return (source_markdown(info.to_dict()), ui_estimate(src, family, setting, window, cb, start, dur, cap), note)
 
         src_video.change(ui_source, est_inputs, [src_info, estimate_md, status], api_visibility="private",
                          show_progress="minimal")
         example_btn.click(lambda: str(EXAMPLE), None, src_video, api_visibility="private")
 
-        def ui_kind_or_comp(kind: str, comp: str, window: Any, current: str | None) -> tuple[Any, Any, Any]:
-            vs = VisualSetting.parse(_setting_name(kind, comp))
+        def ui_family(family: str, setting: str | None) -> Any:
+            """A new family: its settings; keep the current one if it belongs, else its first usable one."""
+            options = settings_of_family(family)
+            if any(s.name == setting for s in options):
+                return gr.skip()
+            usable = set(svc.usable_settings())
+            pick = next((s for s in options if s.name in usable), options[0] if options else None)
+            return gr.Radio(choices=setting_choices(family), value=pick.name if pick else None)
+
+        def ui_setting(setting: str | None, window: Any, current: str | None) -> tuple[Any, Any, Any, Any]:
+            if not setting:
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            vs = parse_setting(setting)
             w = nearest_window(vs, int(_num(window, DEFAULT_WINDOW)))
             hint = run_hint(vs.name, set(svc.usable_settings()))
             if hint:
                 new_status = _status(hint, "error")
             else:
                 new_status = "Ready." if "Run is disabled" in (current or "") else gr.skip()
-            return gr.Dropdown(choices=valid_windows(vs), value=w), gr.Button(interactive=hint is None), new_status
+            info = next(b for b in svc.backends() if b["name"] == vs.name)
+            return (gr.Dropdown(choices=valid_windows(vs), value=w), gr.Button(interactive=hint is None), new_status,
+                    backend_markdown(info))
 
-        kind_in.change(ui_kind_or_comp, [kind_in, comp_in, window_in, status], [window_in, run_btn, status],
-                       api_visibility="private", show_progress="hidden")
-        comp_in.change(ui_kind_or_comp, [kind_in, comp_in, window_in, status], [window_in, run_btn, status],
-                       api_visibility="private", show_progress="hidden")
-        for comp in (window_in, cb_in, start_in, dur_in, cap_in, comp_in, kind_in):
+        family_in.change(ui_family, [family_in, setting_in], setting_in, api_visibility="private",
+                         show_progress="hidden")
+        setting_in.change(ui_setting, [setting_in, window_in, status], [window_in, run_btn, status, backend_md],
+                          api_visibility="private", show_progress="hidden")
+        for comp in (window_in, cb_in, start_in, dur_in, cap_in, setting_in):
             comp.change(ui_estimate, est_inputs, estimate_md, api_visibility="private", show_progress="hidden",
                         trigger_mode="always_last")
 
         # ---------------- run / sweep -------------------------------------------------------------
-        def request_from(src: str | None, kind: str, comp: str, window: Any, cb: Any, device: str, start: Any,
+        def request_from(src: str | None, family: str, setting: str, window: Any, cb: Any, device: str, start: Any,
                          dur: Any, cap: Any, lp: str) -> RunRequest:
             if not src:
                 raise AvtokError("no video: upload an .mp4 or pick the example")
-            return RunRequest(source=src, setting=_setting_name(kind, comp), window=int(_num(window, DEFAULT_WINDOW)),
+            return RunRequest(source=src, setting=_setting_name(family, setting), window=int(_num(window, DEFAULT_WINDOW)),
                               codebooks=int(_num(cb)), device=device, start_s=_num(start),
                               duration_s=_num(dur) or None, max_side=_cap_value(cap), lpips=lp or "auto")
 
-        def frame_view(record: dict[str, Any], index: int, vmax: float) -> tuple[Any, Any, str]:
+        def frame_view(record: dict[str, Any], index: int, vmax: float,
+                       left: dict[str, Any] | None = None) -> tuple[Any, Any, str]:
+            """Frame ``index``: the original (or ``left``'s reconstruction) beside ``record``'s reconstruction."""
             rep = record["report"]
-            orig, recon, note = svc.frame_pair(record, index)
-            st = plots.frame_error_stats(orig, recon)
-            pf = rep.get("per_frame") or {}
-            bits = [f"**Frame {index}** of {len(pf.get('psnr') or [])}"]
+            if left is None:
+                a, b, note = svc.frame_pair(record, index)
+                names = ("original", rep.get("setting"))
+            else:
+                a, b, note = svc.run_frames(left, record, index)
+                names = (left["report"].get("setting"), rep.get("setting"))
+            st = plots.frame_error_stats(a, b)
+            bits = [f"**Frame {index}** of {len((rep.get('per_frame') or {}).get('psnr') or [])}"]
             fps = (rep.get("source") or {}).get("fps_float")
             if fps:
                 bits.append(f"t ≈ {(rep.get('evaluated', {}).get('start_s') or 0) + index / fps:.2f} s")
-            for key, label, nd in (("psnr", "PSNR", 2), ("ssim", "SSIM", 4), ("lpips", "LPIPS", 4)):
-                vals = pf.get(key)
-                if vals and index < len(vals):
-                    v = vals[index]
-                    bits.append(f"{label} {'∞' if v is None else _fmt(v, nd)}")
-            bits.append(f"mean |error| {st['mean_abs']:.1f}, max {st['max_abs']:.0f} grey levels")
+            for rec in ([left] if left is not None else []) + [record]:
+                pf = rec["report"].get("per_frame") or {}
+                vals = []
+                for key, label, nd in (("psnr", "PSNR", 2), ("ssim", "SSIM", 4), ("lpips", "LPIPS", 4)):
+                    v = (pf.get(key) or [])[index] if index < len(pf.get(key) or []) else "n/a"
+                    if v != "n/a":
+                        vals.append(f"{label} {'∞' if v is None else _fmt(v, nd)}")
+                who = f"{rec['report'].get('setting')}: " if left is not None else ""
+                bits.append(who + ", ".join(vals))
+            between = "between the two" if left is not None else ""
+            bits.append(f"mean |error| {between} {st['mean_abs']:.1f}, max {st['max_abs']:.0f} grey levels".replace("  ", " "))
             worst = worst_frame(rep)
-            text = " · ".join(bits) + f"  \n<span class='avtok-small'>Worst frame by PSNR: {worst}. Original = " \
-                   f"source frame after trim/resize; {note}.</span>"
-            return (orig, recon), plots.error_heatmap(orig, recon, float(vmax)), text
+            text = " · ".join(bits) + f"  \n<span class='avtok-small'>Worst frame of {rep.get('setting')} by PSNR: " \
+                   f"{worst}. Original = source frame after trim/resize; {note}.</span>"
+            heat_img = plots.error_heatmap(a, b, float(vmax))
+            return (gr.ImageSlider(value=(a, b), label=f"{names[0]} ↔ {names[1]} (drag the divider; lossless PNG)"),
+                    gr.Image(value=heat_img, label=f"|{names[0]} − {names[1]}| (mean over RGB)"), text)
 
-        def result_updates(record: dict[str, Any], hist: list[dict[str, Any]], vmax: float) -> dict[Any, Any]:
+        def run_choices(recs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+            return [(f"#{k} {r['report'].get('setting')} · {r.get('source_name')}", k) for k, r in recs.items()]
+
+        def result_updates(record: dict[str, Any], hist: list[dict[str, Any]], vmax: float,
+                           recs: dict[str, dict[str, Any]]) -> dict[Any, Any]:
             rep = record["report"]
+            key = str(hist[-1]["run"])
+            recs = {**recs, key: record}
+            choices = run_choices(recs)
             paths = record["paths"]
             df_p, df_s, df_l, lp_reason = per_frame_frames(rep)
             vm = rep.get("video_metrics") or {}
@@ -622,6 +773,9 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                     f"{_fmt(record.get('elapsed_s'), 1)} s{notes}")
             out: dict[Any, Any] = {
                 last_run: record,
+                records: recs,
+                left_in: gr.Dropdown(choices=[ORIGINAL, *choices], value=ORIGINAL),
+                right_in: gr.Dropdown(choices=choices, value=key),
                 result_md: head,
                 orig_player: gr.Video(value=record["original_video"],
                                       label=f"Original — {record['original_note']}"),
@@ -666,7 +820,7 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                             audio_md: f"No audio tokens in this run: {why}."})
             return out
 
-        result_outputs = [result_md, status, last_run, history, orig_player, recon_player, metrics_df, readouts_df,
+        result_outputs = [result_md, status, last_run, records, left_in, right_in, history, orig_player, recon_player, metrics_df, readouts_df,
                           conventions_md, psnr_plot, ssim_plot, lpips_plot, lpips_note, dl_tokens, dl_video, dl_json, frame_in,
                           wipe, heat, frame_md, orig_audio, recon_audio, orig_audio_img, recon_audio_img, audio_md,
                           compare_df, rq_plot]
@@ -674,16 +828,16 @@ def build_app(service: Service | None = None) -> gr.Blocks:
         def progress_fn(progress: gr.Progress) -> Callable[[float, str], None]:
             return lambda frac, desc: progress(min(1.0, max(0.0, frac)), desc=desc)
 
-        def ui_run(src, kind, comp, window, cb, device, start, dur, cap, lp, hist, vmax, x_lab, y_lab,
-                   request: gr.Request, progress=gr.Progress()):  # noqa: B008 -- Gradio's injection idiom
+        def ui_run(src, family, setting, window, cb, device, start, dur, cap, lp, hist, vmax, x_lab, y_lab, recs,
+                   sweep_sel, request: gr.Request, progress=gr.Progress()):  # noqa: B008 -- Gradio's injection idiom
             session = getattr(request, "session_hash", None) or "anon"
             cancel = svc.cancel_event(session)
             try:
-                req = request_from(src, kind, comp, window, cb, device, start, dur, cap, lp)
+                req = request_from(src, family, setting, window, cb, device, start, dur, cap, lp)
                 outcome = svc.run(req, progress=progress_fn(progress), cancel=cancel)
                 record = outcome.record()
                 hist = list(hist or []) + [summary_row(record) | {"run": len(hist or []) + 1}]
-                out = result_updates(record, hist, vmax)
+                out = result_updates(record, hist, vmax, recs or {})
                 out[rq_plot] = ui_rq_update(hist, x_lab, y_lab)
                 out[status] = f"Done: {record['report'].get('setting')} in {record['elapsed_s']:.1f} s."
                 return out
@@ -696,20 +850,30 @@ def build_app(service: Service | None = None) -> gr.Blocks:
             finally:
                 svc.release_cancel(session, cancel)
 
-        def ui_sweep(src, kind, comp, window, cb, device, start, dur, cap, lp, hist, vmax, x_lab, y_lab,
-                     request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        def ui_sweep(src, family, setting, window, cb, device, start, dur, cap, lp, hist, vmax, x_lab, y_lab, recs,
+                     sweep_sel, request: gr.Request, progress=gr.Progress()):  # noqa: B008
             session = getattr(request, "session_hash", None) or "anon"
             cancel = svc.cancel_event(session)
             hist = list(hist or [])
+            recs = dict(recs or {})
             done = 0
             try:
-                req = request_from(src, kind, comp, window, cb, device, start, dur, cap, lp)
-                names = svc.usable_settings()
+                req = request_from(src, family, setting, window, cb, device, start, dur, cap, lp)
+                picked = set(sweep_sel or [])
+                names = [s.name for s in ALL_BACKEND_SETTINGS if s.name in picked]  # registry order
+                if not names:
+                    raise AvtokError("no settings selected to sweep: tick at least one under 'Sweep'")
+                usable = set(svc.usable_settings())
+                absent = [n for n in names if n not in usable]
+                if absent:
+                    raise AvtokError(f"weights missing for {', '.join(absent)}: untick them or provide the weights "
+                                     "(where to get them is at the top of the page)")
                 for outcome in svc.sweep(req, names, progress=progress_fn(progress), cancel=cancel):
                     done += 1
                     record = outcome.record()
                     hist = hist + [summary_row(record) | {"run": len(hist) + 1}]
-                    out = result_updates(record, hist, vmax)
+                    out = result_updates(record, hist, vmax, recs)
+                    recs = out[records]
                     out[rq_plot] = ui_rq_update(hist, x_lab, y_lab)
                     out[status] = (f"Sweep: {done}/{len(names)} done ({record['report'].get('setting')})"
                                    + (" — finished." if done == len(names) else " …"))
@@ -723,8 +887,8 @@ def build_app(service: Service | None = None) -> gr.Blocks:
             finally:
                 svc.release_cancel(session, cancel)
 
-        run_inputs = [src_video, kind_in, comp_in, window_in, cb_in, device_in, start_in, dur_in, cap_in, lpips_in,
-                      history, scale_in, rq_x, rq_y]
+        run_inputs = [src_video, family_in, setting_in, window_in, cb_in, device_in, start_in, dur_in, cap_in, lpips_in,
+                      history, scale_in, rq_x, rq_y, records, sweep_in]
         source_ok = validator(len(run_inputs), {0: svc.probe})  # an unreadable upload never joins the queue
         run_evt = run_btn.click(ui_run, run_inputs, result_outputs, api_visibility="private", scroll_to_output=True,
                                 concurrency_id=RUN_QUEUE, concurrency_limit=svc.config.concurrent_runs,
@@ -742,15 +906,20 @@ def build_app(service: Service | None = None) -> gr.Blocks:
                          cancels=[run_evt, sweep_evt])
 
         # ---------------- inspector ----------------------------------------------------------------
-        def ui_inspect(record: dict[str, Any] | None, index: Any, vmax: Any) -> tuple[Any, Any, Any]:
+        def ui_inspect(recs: dict[str, Any] | None, left: str | None, right: str | None, index: Any,
+                       vmax: Any) -> tuple[Any, Any, Any]:
+            recs = recs or {}
+            record = recs.get(str(right)) if right else None
             if not record:
                 return gr.skip(), gr.skip(), "Run a setting first."
+            other = recs.get(str(left)) if left and left != ORIGINAL else None
             try:
-                return frame_view(record, int(_num(index)), float(_num(vmax, 64)))
+                return frame_view(record, int(_num(index)), float(_num(vmax, 64)), other)
             except Exception as err:  # noqa: BLE001
                 return gr.skip(), gr.skip(), _status(_user_error(err), "error")
 
-        def jump_worst(record: dict[str, Any] | None, metric: str) -> Any:
+        def jump_worst(recs: dict[str, Any] | None, right: str | None, metric: str) -> Any:
+            record = (recs or {}).get(str(right)) if right else None
             if not record:
                 return gr.skip()
             rep = record["report"]
@@ -760,22 +929,42 @@ def build_app(service: Service | None = None) -> gr.Blocks:
             return worst_frame(rep, metric)
 
         insp = dict(api_visibility="private", concurrency_limit=4, trigger_mode="always_last")
-        frame_in.release(ui_inspect, [last_run, frame_in, scale_in], [wipe, heat, frame_md], **insp)
-        scale_in.change(ui_inspect, [last_run, frame_in, scale_in], [wipe, heat, frame_md], **insp)
-        worst_psnr_btn.click(lambda rec: jump_worst(rec, "psnr"), last_run, frame_in, api_visibility="private").then(
-            ui_inspect, [last_run, frame_in, scale_in], [wipe, heat, frame_md], **insp)
-        worst_lpips_btn.click(lambda rec: jump_worst(rec, "lpips"), last_run, frame_in, api_visibility="private").then(
-            ui_inspect, [last_run, frame_in, scale_in], [wipe, heat, frame_md], **insp)
+        insp_in = [records, left_in, right_in, frame_in, scale_in]
+        insp_out = [wipe, heat, frame_md]
+        frame_in.release(ui_inspect, insp_in, insp_out, **insp)
+        scale_in.change(ui_inspect, insp_in, insp_out, **insp)
+        left_in.input(ui_inspect, insp_in, insp_out, **insp)
+        def ui_right(recs: dict[str, Any] | None, right: str | None, index: Any) -> Any:
+            """Another run on the right: the frame slider spans its frames (the frame kept when it exists)."""
+            record = (recs or {}).get(str(right)) if right else None
+            if not record:
+                return gr.skip()
+            rep = record["report"]
+            n = int((rep.get("evaluated") or {}).get("n_frames") or 1)
+            worst = worst_frame(rep)
+            i = int(_num(index))
+            return gr.Slider(minimum=0, maximum=max(1, n - 1), value=i if 0 <= i < n else worst,
+                             label=f"Frame (0 – {n - 1}; worst by PSNR = {worst})")
+
+        right_in.input(ui_right, [records, right_in, frame_in], frame_in, api_visibility="private").then(
+            ui_inspect, insp_in, insp_out, **insp)
+        worst_psnr_btn.click(lambda recs, r: jump_worst(recs, r, "psnr"), [records, right_in], frame_in,
+                             api_visibility="private").then(ui_inspect, insp_in, insp_out, **insp)
+        worst_lpips_btn.click(lambda recs, r: jump_worst(recs, r, "lpips"), [records, right_in], frame_in,
+                              api_visibility="private").then(ui_inspect, insp_in, insp_out, **insp)
 
         # ---------------- comparison ---------------------------------------------------------------
         def ui_rq_update(hist: list[dict[str, Any]], x_lab: str, y_lab: str) -> Any:
             df, xc, yc = rate_quality_frame(hist or [], x_lab, y_lab)
-            return gr.ScatterPlot(value=df, x=xc, y=yc, color="setting", x_title=x_lab, y_title=y_lab)
+            return gr.ScatterPlot(value=df, x=xc, y=yc, color="family", x_title=x_lab, y_title=y_lab,
+                                  color_map=FAMILY_COLORS, colors_in_legend=[])
 
         rq_x.change(ui_rq_update, [history, rq_x, rq_y], rq_plot, api_visibility="private")
         rq_y.change(ui_rq_update, [history, rq_x, rq_y], rq_plot, api_visibility="private")
-        clear_btn.click(lambda x, y: ([], comparison_frame([]), ui_rq_update([], x, y)), [rq_x, rq_y],
-                        [history, compare_df, rq_plot], api_visibility="private")
+        clear_btn.click(lambda x, y: ([], {}, comparison_frame([]), ui_rq_update([], x, y),
+                                      gr.Dropdown(choices=[ORIGINAL], value=ORIGINAL), gr.Dropdown(choices=[], value=None)),
+                        [rq_x, rq_y], [history, records, compare_df, rq_plot, left_in, right_in],
+                        api_visibility="private")
 
         # ---------------- API endpoints ------------------------------------------------------------
         _register_api(svc, api_btns, api_video, api_recon, api_tokens_in, api_setting, api_settings, api_window,
@@ -794,11 +983,11 @@ API_DOC = """
 
 | endpoint | inputs | outputs |
 |---|---|---|
-| `/info` | — | JSON: settings, which checkpoints are missing, devices, limits, model cache |
+| `/info` | — | JSON: settings and families of every backend (with licence name + link, usable or where to get it), which checkpoints are missing, devices, limits, model cache |
 | `/probe` | `video` (file) | JSON: size, fps, duration, frames, audio format |
 | `/estimate` | `video`, `setting`, `window`, `codebooks`, `start_s`, `duration_s`, `max_side` | JSON: predicted token counts |
 | `/tokenize` | `video`, `setting`, `window`, `codebooks`, `device`, `start_s`, `duration_s`, `max_side`, `lpips` | token file, reconstructed mp4, metrics JSON file, report JSON |
-| `/sweep` | `video`, `settings` (comma list, empty = all), `window`, `codebooks`, `device`, `start_s`, `duration_s`, `max_side`, `lpips` | JSON: one comparison row + report per setting |
+| `/sweep` | `video`, `settings` (comma list of any backends' names, any case; empty = all usable), `window`, `codebooks`, `device`, `start_s`, `duration_s`, `max_side`, `lpips` | JSON: one comparison row + report per setting |
 | `/compare` | `original`, `reconstruction` (files), `lpips` | JSON: PSNR/SSIM/LPIPS (+ audio) of any pair |
 | `/reconstruct` | `tokens` (.safetensors) | reconstructed mp4 from the tokens alone |
 
@@ -894,7 +1083,7 @@ def _register_api(svc: Service, btns: list[gr.Button], video: gr.File, recon: gr
         session = getattr(request, "session_hash", None) or "api"
         cancel = svc.cancel_event(session)
         try:
-            names = [VisualSetting.parse(s).name for s in (settings or "").split(",") if s.strip()] or None
+            names = [parse_setting(s).name for s in (settings or "").split(",") if s.strip()] or None
             req = RunRequest(source=video, setting=(names or ["DV8x16x16"])[0],
                              window=int(_num(window, DEFAULT_WINDOW)), codebooks=int(_num(codebooks, DAC_CODEBOOKS)),
                              device=device or None, start_s=_num(start_s), duration_s=_num(duration_s) or None,

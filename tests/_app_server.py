@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import socket
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# Gradio caches uploads under one shared folder by content hash (default <tmp>/gradio): a test app of another
+# process on the same machine, closing with the same synthetic clip cached, could delete our copy mid-test
+# ("alpha.mp4: file not found"). Each test process gets its own folder.
+if not os.environ.get("GRADIO_TEMP_DIR"):
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="avtok-test-gradio-")
+    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], True)
 
 
 def free_port() -> int:

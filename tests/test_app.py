@@ -17,9 +17,10 @@ import pytest
 from _app_server import running_app
 from _synth import make_video
 
+from avtok_ui.backends.registry import ALL_BACKEND_SETTINGS, parse_setting
 from avtok_ui.errors import AvtokError, Cancelled, MediaError
 from avtok_ui.service import AppConfig, ModelCache, RunRequest, Service, nearest_window, summary_row
-from avtok_ui.settings import ALL_SETTINGS, VisualSetting
+from avtok_ui.settings import VisualSetting
 
 ROOT = Path(__file__).resolve().parents[1]
 gradio_client = pytest.importorskip("gradio_client")
@@ -53,9 +54,9 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def app(tiny_checkpoints, tmp_path_factory):
-    """The app on a free local port: tiny models, runs of at most 4 s, two runs at once."""
-    with running_app(tiny_checkpoints, tmp_path_factory.mktemp("runs"), max_duration_s=4.0,
+def app(tiny_diffusers_checkpoints, tmp_path_factory):
+    """The app on a free local port: tiny models of every backend, runs of at most 4 s, two runs at once."""
+    with running_app(tiny_diffusers_checkpoints, tmp_path_factory.mktemp("runs"), max_duration_s=4.0,
                      concurrent_runs=2) as (url, service):
         yield url, service
 
@@ -90,8 +91,15 @@ def _tokenize(client: Client, video: Path, setting: str = "DV8x16x16", **kw):
 # ----------------------------------------------------------------------------------------------------
 def test_info_and_api_names(client):
     info = client.predict(api_name="/info")
-    assert info["usable_settings"] == [s.name for s in ALL_SETTINGS]
+    assert info["usable_settings"] == info["settings"] == [s.name for s in ALL_BACKEND_SETTINGS]
     assert info["missing_checkpoints"] == {} and info["audio_available"] is True
+    assert info["families"][0] == "Cosmos 0.1" and {"Wan 2.1", "LTX-Video", "Cosmos 1.0"} <= set(info["families"])
+    by_name = {b["name"]: b for b in info["backends"]}
+    assert set(by_name) == set(info["settings"]) and all(b["usable"] for b in by_name.values())
+    hy = by_name["HunyuanVideo-4x8x8"]
+    assert hy["class"] == "AutoencoderKLHunyuanVideo" and hy["latent_channels"] == 16
+    assert "Hunyuan" in hy["licence"] and hy["licence_url"].startswith("https://")
+    assert by_name["DV8x16x16"]["licence_url"].startswith("https://") and by_name["DV8x16x16"]["discrete"]
     assert info["limits"]["max_duration_s"] == 4.0
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/info", "/probe", "/estimate", "/tokenize", "/sweep", "/compare", "/reconstruct"} <= names
@@ -256,6 +264,73 @@ def test_sweep_compare_and_reconstruct_endpoints(client, clips):
     assert s["frames"] == 20 and s["audio"] == "aac" and s["size"] == (96, 64)
 
 
+@pytest.mark.slow
+def test_sweep_across_families_rows_and_chart(client, clips):
+    """/sweep with names of three families in any case: one row per setting with its family, latent channels,
+    latent values and bits per source pixel (closed form from the clip), and the chart has one series per family."""
+    from avtok_ui.ui import RQ_X, RQ_Y, rate_quality_frame
+
+    out = client.predict(handle_file(str(clips["b"])), "dv8x16x16, WAN2.1-4x8x8 ,ltxvideo-8x32x32", 9, 0, "cpu",
+                         0, 0.5, 0, "off", api_name="/sweep")
+    rows = out["rows"]
+    assert [r["setting"] for r in rows] == ["DV8x16x16", "Wan2.1-4x8x8", "LTXVideo-8x32x32"]
+    assert [r["family"] for r in rows] == ["Cosmos 0.1", "Wan 2.1", "LTX-Video"]
+    assert [r["latent ch"] for r in rows] == [1, 16, 128]
+    n, h, w = 10, 64, 96  # 0.5 s of the 20 fps clip at 96x64
+    for r in rows:
+        vs = parse_setting(r["setting"])
+        assert r["frames"] == n and r["window"] == nearest_window(vs, 9)
+        tokens = vs.visual_token_count(n, h, w, r["window"])
+        assert r["visual tokens"] == tokens
+        assert r["values/pixel"] == pytest.approx(tokens * r["latent ch"] / (n * h * w), abs=1e-5)
+        assert r["bits/pixel"] == pytest.approx(tokens * vs.bytes_per_token * 8 / (n * h * w), abs=1e-5)
+        assert r["file bits/pixel"] > r["bits/pixel"]  # the file adds its header and window table
+        assert 0 < r["PSNR dB"] < 80 and 0 < r["SSIM"] <= 1
+    # LTX 8x32x32 on 10 frames of 96x64 in windows of 9 + 1: (2 + 1) latent frames x 2 x 3 positions
+    assert rows[2]["visual tokens"] == 3 * 2 * 3
+    reports = [run["report"] for run in out["runs"]]
+    assert [rep["readouts"]["family"] for rep in reports] == [r["family"] for r in rows]
+    # the rate-quality chart reads these rows: x = bits per source pixel, one colour (series) per family
+    hist = [r | {"run": i + 1} for i, r in enumerate(rows)]
+    for y_label, col in (("PSNR (dB)", "PSNR dB"), ("SSIM", "SSIM"), ("LPIPS", "LPIPS")):
+        df, xc, yc = rate_quality_frame(hist, "bits per source pixel", y_label)
+        assert (xc, yc) == (RQ_X["bits per source pixel"][1], RQ_Y[y_label][1])
+        assert list(df["family"]) == ["Cosmos 0.1", "Wan 2.1", "LTX-Video"]
+        assert list(df[xc]) == pytest.approx([r["bits/pixel"] for r in rows])
+        if col != "LPIPS":
+            assert list(df[yc]) == pytest.approx([r[col] for r in rows])
+        else:  # LPIPS was off: no points, not zeros
+            assert df[yc].isna().all()
+    with pytest.raises(AppError, match="cannot parse setting"):
+        client.predict(handle_file(str(clips["b"])), "DV8x16x16, Wan9-1x1x1", 9, 0, "cpu", 0, 0.5, 0, "off",
+                       api_name="/sweep")
+
+
+@pytest.mark.slow
+def test_inspector_opens_runs_of_two_backends_side_by_side(app, clips):
+    """The frame inspector re-decodes a diffusers run from its token file (what the metrics scored) and shows two
+    runs of different backends side by side; runs of different clips are refused in one line."""
+    import numpy as np
+
+    _, svc = app
+    req = RunRequest(str(clips["b"]), "CogVideoX-4x8x8", 9, 0, "cpu", duration_s=0.5, lpips="off")
+    cog = svc.run(req).record()
+    cosmos = svc.run(RunRequest(**{**req.__dict__, "setting": "CV8x8x8"})).record()
+    other = svc.run(RunRequest(str(clips["silent"]), "CV8x8x8", 9, 0, "cpu", lpips="off")).record()
+    for rec in (cog, cosmos):
+        for index in (0, 9):
+            orig, recon, note = svc.frame_pair(rec, index)
+            assert orig.shape == recon.shape == (64, 96, 3) and "token file" in note
+            mse = np.mean((orig.astype(np.float64) - recon.astype(np.float64)) ** 2)
+            want = rec["report"]["per_frame"]["psnr"][index]
+            assert 10 * np.log10(255.0 ** 2 / mse) == pytest.approx(want, abs=1e-3)
+    a, b, note = svc.run_frames(cog, cosmos, 4)
+    assert a.shape == b.shape == (64, 96, 3) and "token file" in note
+    assert np.array_equal(a, svc.frame_pair(cog, 4)[1]) and np.array_equal(b, svc.frame_pair(cosmos, 4)[1])
+    with pytest.raises(AvtokError, match="not of the same clip"):
+        svc.run_frames(cog, other, 0)
+
+
 def test_missing_weights_app_starts_and_says_what_is_missing(tmp_path, monkeypatch, clips):
     monkeypatch.delenv("AVTOK_CHECKPOINTS", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
@@ -265,7 +340,9 @@ def test_missing_weights_app_starts_and_says_what_is_missing(tmp_path, monkeypat
     with running_app(empty, tmp_path / "runs") as (url, service):
         c = _client(url)
         info = c.predict(api_name="/info")
-        assert set(info["missing_checkpoints"]) == {s.name for s in ALL_SETTINGS} | {"dac"}
+        assert set(info["missing_checkpoints"]) == {s.name for s in ALL_BACKEND_SETTINGS} | {"dac"}
+        wan = next(b for b in info["backends"] if b["name"] == "Wan2.1-4x8x8")
+        assert not wan["usable"] and "Wan2.1-T2V-1.3B-Diffusers" in wan["missing"]
         assert info["usable_settings"] == [] and info["audio_available"] is False
         assert "Cosmos-0.1-Tokenizer-DV8x16x16" in info["missing_checkpoints"]["DV8x16x16"]
         with pytest.raises(AppError, match="DV8x16x16 checkpoint not found"):
@@ -276,7 +353,10 @@ def test_missing_weights_app_starts_and_says_what_is_missing(tmp_path, monkeypat
         import urllib.request
 
         page = urllib.request.urlopen(url + "config").read().decode()
-        assert "Missing checkpoints" in page and "AVTOK_CHECKPOINTS" in page
+        assert "Missing weights" in page and "AVTOK_CHECKPOINTS" in page
+        # every missing backend is listed with where to get it and its licence (name + link)
+        for s in ALL_BACKEND_SETTINGS:
+            assert s.hub_id in page and s.licence_url in page, s.name
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -395,7 +475,8 @@ def test_lpips_auto_reaches_the_engine_rule_on_cpu(client, clips, tmp_path, monk
 
 
 @pytest.mark.slow
-def test_launched_app_prints_missing_weights_and_sigterm_removes_its_run_folder(tiny_checkpoints, clips, tmp_path):
+def test_launched_app_prints_missing_weights_and_sigterm_removes_its_run_folder(tiny_diffusers_checkpoints, clips,
+                                                                                 tmp_path):
     """``python app.py`` as Spaces/Docker/systemd run it: the console names the missing DAC weights at start;
     after one run, SIGTERM stops the app and its ``avtok-ui-<pid>-*`` run folder is gone."""
     import os
@@ -412,7 +493,7 @@ def test_launched_app_prints_missing_weights_and_sigterm_removes_its_run_folder(
     log = tmp_path / "console.txt"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--checkpoints",
-                                 str(tiny_checkpoints)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+                                 str(tiny_diffusers_checkpoints)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     try:
         url = f"http://127.0.0.1:{port}/"
         deadline = time.time() + 240

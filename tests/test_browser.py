@@ -35,8 +35,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny_checkpoints, tmp_path_factory):
-    with running_app(tiny_checkpoints, tmp_path_factory.mktemp("runs")) as (url, _service):
+def app_url(tiny_diffusers_checkpoints, tmp_path_factory):
+    with running_app(tiny_diffusers_checkpoints, tmp_path_factory.mktemp("runs")) as (url, _service):
         yield url
 
 
@@ -79,8 +79,17 @@ def test_upload_example_run_and_inspect(browser, app_url, tmp_path):
     page.keyboard.press("Tab")
     page.fill("#avtok-cap input", "256")
     page.keyboard.press("Tab")
-    page.get_by_label("Continuous (CV)").check()
-    page.get_by_label("8x8x8").check()
+    # the family selector: another family shows its own setting, factors and licence (name + link)
+    page.locator("#avtok-family").get_by_label("Wan 2.2").check()
+    page.wait_for_function("() => document.querySelector('#avtok-backend').innerText.includes('Wan2.2-4x16x16')",
+                           timeout=30_000)
+    backend = page.inner_text("#avtok-backend")
+    assert "48 latent channels" in backend and "Apache-2.0" in backend and "weights found" in backend
+    assert page.locator("#avtok-backend a", has_text="Apache-2.0").get_attribute("href").startswith("https://")
+    page.wait_for_function("() => document.querySelector('#avtok-estimate').innerText.includes('Wan2.2-4x16x16')",
+                           timeout=30_000)
+    page.locator("#avtok-family").get_by_label("Cosmos 0.1").check()
+    page.locator("#avtok-setting").get_by_label("CV8x8x8").check()
     page.wait_for_function("() => document.querySelector('#avtok-estimate').innerText.includes('CV8x8x8')",
                            timeout=30_000)
     estimate = page.inner_text("#avtok-estimate")
@@ -131,7 +140,58 @@ def test_upload_example_run_and_inspect(browser, app_url, tmp_path):
         page.screenshot(path=str(ARTIFACTS / f"{tab.split()[0].lower()}_1280x800.png"))
     assert "CV8x8x8" in page.inner_text("#avtok-compare")
 
-    # 4. the same page at 1920x1080
+    # 4. a sweep across families on the same clip: the table and the chart have one colour per family
+    page.get_by_role("tab", name="Result").click()
+    page.click("#avtok-sweep-box button")  # open the accordion
+    boxes = page.locator("#avtok-sweep-settings input[type=checkbox]")
+    for i in range(boxes.count()):
+        boxes.nth(i).uncheck()
+    for name in ("Wan2.1-4x8x8", "LTXVideo-8x32x32", "Cosmos1-CV8x8x8", "DV8x16x16"):
+        page.locator("#avtok-sweep-settings").get_by_label(name, exact=True).check()
+    page.click("#avtok-sweep")
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#avtok-status').innerText; "
+        "return t.includes('finished') || t.includes('⚠'); }", timeout=600_000)
+    assert "Sweep: 4/4 done" in _status(page), _status(page)
+    page.get_by_role("tab", name="Compare runs").click()
+    page.wait_for_timeout(1500)
+    table = page.inner_text("#avtok-compare")
+    for word in ("family", "latent ch", "values/pixel", "bits/pixel", "Wan 2.1", "LTX-Video", "Cosmos 1.0"):
+        assert word in table, word
+    # five points in four colours (one per family), and the legend names the families in those colours
+    page.wait_for_function("() => document.querySelectorAll('#avtok-rq .mark-symbol path').length === 5",
+                           timeout=30_000)
+    colours = page.evaluate("() => [...document.querySelectorAll('#avtok-rq .mark-symbol path')]"
+                            ".map(p => p.getAttribute('stroke') || p.getAttribute('fill'))")
+    assert len(set(colours)) == 4, colours
+    legend = page.inner_text("#avtok-rq-legend")
+    for fam in ("Cosmos 0.1", "Wan 2.1", "LTX-Video", "Cosmos 1.0"):
+        assert fam in legend, (fam, legend)
+    # the whole chart (x axis title included) is inside its box: nothing clipped
+    box, axis = page.evaluate("() => [document.querySelector('#avtok-rq').getBoundingClientRect().bottom, "
+                              "[...document.querySelectorAll('#avtok-rq text')].find(t => "
+                              "t.textContent.includes('bits per source pixel')).getBoundingClientRect().bottom]")
+    assert axis <= box, (axis, box)
+    for size in ((1280, 800), (1920, 1080)):
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        page.wait_for_timeout(800)
+        _scroll_to(page, "#avtok-tabs")
+        page.screenshot(path=str(ARTIFACTS / f"compare_sweep_{size[0]}x{size[1]}.png"))
+        _scroll_to(page, "#avtok-rq")
+        page.screenshot(path=str(ARTIFACTS / f"chart_{size[0]}x{size[1]}.png"))
+    page.set_viewport_size({"width": 1280, "height": 800})
+    # the inspector: the last sweep run on the right, an earlier run of another backend on the left
+    page.get_by_role("tab", name="Frame inspector").click()
+    page.locator("#avtok-left input").click()
+    page.get_by_role("option", name="#2 DV8x16x16", exact=False).click()
+    page.wait_for_function("() => document.querySelector('#avtok-frame-info').innerText.includes('DV8x16x16:')",
+                           timeout=60_000)
+    info = page.inner_text("#avtok-frame-info")
+    assert "Cosmos1-CV8x8x8:" in info and "between the two" in info, info
+    _scroll_to(page, "#avtok-tabs")
+    page.screenshot(path=str(ARTIFACTS / "inspector_two_runs_1280x800.png"))
+
+    # 5. the same page at 1920x1080
     page.get_by_role("tab", name="Result").click()
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.evaluate("() => window.scrollTo(0, 0)")
@@ -143,7 +203,7 @@ def test_upload_example_run_and_inspect(browser, app_url, tmp_path):
     page.set_viewport_size({"width": 1280, "height": 800})
     page.evaluate("() => window.scrollTo(0, 0)")
 
-    # 5. a bad file: one clear line, nothing else breaks
+    # 6. a bad file: one clear line, nothing else breaks
     page.locator("#avtok-source [aria-label='Clear']").click()
     page.wait_for_selector("#avtok-source input[type=file]", state="attached", timeout=30_000)
     bad = tmp_path / "not_a_video.mp4"
