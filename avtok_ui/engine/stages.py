@@ -331,7 +331,11 @@ def audio_stage(flow: Flow, dac: Any, chunks: Iterable[np.ndarray], n_codebooks:
                 wav_in: Path | None, wav_out: Path | None, progress: ProgressFn, clock: Clock,
                 out: AudioOutcome, *, score: bool) -> None:
     """The whole audio path in one thread: encode (keeping the DAC input in ``wav_in``), then, if
-    ``wav_out``, decode and score. Overlaps the visual stages."""
+    ``wav_out``, decode and score. Overlaps the visual stages. On a CPU this thread uses one intra-op thread
+    (OpenMP's setting is per thread): the visual model keeps the other core busy, and two threads per stage
+    on two cores thrash (measured: the tiny DAC's encode took 6x longer beside the visual stages)."""
+    if str(getattr(dac, "device", "cpu")).startswith("cpu"):
+        torch.set_num_threads(1)
     with clock("audio encode"):
         encode_audio(flow, dac, chunks, n_codebooks, wav_in, n_total, progress, out)
     if wav_out is not None and out.codes is not None:
