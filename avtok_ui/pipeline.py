@@ -418,6 +418,9 @@ def tokenize(
                 int(info.file_size * min(1.0, duration / info.duration_s)) if info.duration_s else info.file_size,
                 duration, width, height)),
             video_encoder=sink.get("encoder"),
+            windowing=(f"independent temporal windows of {config.window} source frames, causality restarting in "
+                       "each (a window's first latent covers its first frame alone); no cache is carried across "
+                       f"windows; {config.windows_per_call} window(s) per model call"),
             audio_metrics=AudioScores.from_dict(audio.report),
         )
         if vmetrics is not None:

@@ -34,7 +34,9 @@ def env(tiny_diffusers_checkpoints: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["wan2.1-4x8x8", "LTXVideo-8x32x32"])
+# every diffusers setting end to end through the CLI (names in mixed case: parsing is case-insensitive)
+@pytest.mark.parametrize("name", ["wan2.1-4x8x8", "WAN2.2-4x16x16", "hunyuanvideo-4x8x8", "CogVideoX-4x8x8",
+                                  "LTXVideo-8x32x32", "cosmos1-cv8x8x8"])
 def test_tokenize_info_reconstruct(name: str, clip: Path, env: Path, tmp_path: Path, capsys) -> None:
     s = parse_setting(name)
     out = tmp_path / "o"

@@ -31,5 +31,6 @@ def test_run_report_round_trip(checkpoints_env, tmp_path):
     assert on_disk["readouts"]["conventions"]  # untyped keys are kept
     assert on_disk["timings_s"]["model_calls"] == pytest.approx(rr.timings.model_calls)
     assert "visual encode" in on_disk["timings_s"]
+    assert "windows of 17 source frames" in on_disk["windowing"]
     # lossless round trip through the typed form
     assert RunReport.from_dict(res.report).to_dict() == res.report

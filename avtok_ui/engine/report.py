@@ -120,11 +120,12 @@ class RunReport:
     per_frame: dict[str, Any] | None = None
     audio_metrics: AudioScores | None = None
     video_encoder: str | None = None
+    windowing: str | None = None  # how long videos were cut in time (windows, causal restarts)
     outputs: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     _ORDER = ("tool", "created", "source", "evaluated", "setting", "config", "device", "dtype", "readouts",
-              "video_encoder", "video_metrics", "per_frame", "audio_metrics", "timings_s", "outputs")
+              "windowing", "video_encoder", "video_metrics", "per_frame", "audio_metrics", "timings_s", "outputs")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``<nick>_metrics.json``): absent parts are left out."""
@@ -133,6 +134,8 @@ class RunReport:
             "setting": self.setting, "config": self.config, "device": self.device, "dtype": self.dtype,
             "readouts": self.readouts.to_dict(),
         }
+        if self.windowing is not None:
+            d["windowing"] = self.windowing
         if self.video_encoder is not None:
             d["video_encoder"] = self.video_encoder
         if self.video_metrics is not None:
@@ -160,6 +163,7 @@ class RunReport:
             per_frame=d.get("per_frame"),
             audio_metrics=AudioScores.from_dict(d.get("audio_metrics")),
             video_encoder=d.get("video_encoder"),
+            windowing=d.get("windowing"),
             outputs=d.get("outputs", {}),
             extra={k: v for k, v in d.items() if k not in known},
         )
