@@ -115,6 +115,63 @@ class RunConfig:
             raise AvtokError(f"windows per call must be between 1 and 64, got {self.windows_per_call}")
 
 
+    @classmethod
+    def from_values(cls, setting: Any, **values: Any) -> RunConfig:
+        """The one validated configuration from loosely typed user values (the app's controls and API
+        parameters arrive as strings or floats): ``setting`` is any setting name (case-insensitive) or object;
+        ``window``/``codebooks``/``max_side`` whole numbers (``max_side`` None/""/0 = native);
+        ``duration_s`` None/""/0 = to the end; ``lpips`` any case. Every other field as in the dataclass.
+        One-line :class:`AvtokError` for a bad value, exactly as the CLI reports it."""
+        from .backends.registry import parse_setting
+
+        v = dict(values)
+        for name, what in (("window", "window"), ("codebooks", "codebooks"), ("windows_per_call", "windows per call")):
+            if name in v:
+                v[name] = as_whole(v[name], what)
+        if "max_side" in v:
+            v["max_side"] = as_whole(v["max_side"], "max side") if _positive(v["max_side"]) else None
+        if "duration_s" in v:
+            v["duration_s"] = float(v["duration_s"]) if _positive(v["duration_s"]) else None
+        if "start_s" in v:
+            v["start_s"] = _number(v["start_s"] or 0.0, "trim start")
+        if "lpips" in v:
+            v["lpips"] = str(v["lpips"] or "auto").strip().lower()
+        if v.get("device") is not None:
+            v["device"] = str(v["device"]).strip().lower() or None
+        return cls(setting=parse_setting(setting), **v)
+
+
+def _number(value: Any, what: str) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise AvtokError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(f):
+        raise AvtokError(f"{what} must be a finite number, got {value!r}")
+    return f
+
+
+def as_whole(value: Any, what: str) -> int:
+    """``value`` (int, float or text) as an int, or a one-line error naming ``what``."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise AvtokError(f"{what} must be a whole number, got {value!r}") from None
+    if not math.isfinite(f) or f != int(f):
+        raise AvtokError(f"{what} must be a whole number, got {value!r}")
+    return int(f)
+
+
+def _positive(value: Any) -> bool:
+    """True for a value that means "set" (not None, "", 0 or negative)."""
+    if value in (None, ""):
+        return False
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return True  # let the converter report it
+
+
 @dataclass
 class RunResult:
     """Paths of what a run wrote, plus its report (also saved as ``<nick>_metrics.json``)."""

@@ -423,26 +423,20 @@ class RunRequest:
     max_side: int | None = None  # None or 0: native (the app's ceiling still applies)
     lpips: str = "auto"  # auto | vgg | alex | off: passed as is to the engine (RunConfig validates it)
 
+    def config(self, **overrides: Any) -> Any:
+        """This request as the engine's one validated :class:`~avtok_ui.pipeline.RunConfig` (the same rules
+        and one-line errors as the CLI), with ``overrides`` (the service's own choices: weights, device...)."""
+        from .pipeline import RunConfig
+
+        values = {k: v for k, v in asdict(self).items() if k not in ("source", "setting")}
+        return RunConfig.from_values(self.setting, **(values | overrides))
+
     def normalized(self) -> RunRequest:
-        r = RunRequest(**asdict(self))
-        r.setting = parse_setting(str(r.setting)).name
-        r.window = _as_int(r.window, "window")
-        r.codebooks = _as_int(r.codebooks, "codebooks")
-        r.start_s = float(r.start_s or 0.0)
-        r.duration_s = float(r.duration_s) if r.duration_s not in (None, "") and float(r.duration_s) > 0 else None
-        r.max_side = _as_int(r.max_side, "max side") if r.max_side not in (None, "") and float(r.max_side) > 0 else None
-        r.lpips = str(r.lpips or "auto").strip().lower()
-        return r
-
-
-def _as_int(value: Any, what: str) -> int:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise AvtokError(f"{what} must be a whole number, got {value!r}") from None
-    if not math.isfinite(f) or f != int(f):
-        raise AvtokError(f"{what} must be a whole number, got {value!r}")
-    return int(f)
+        """The request with its values converted and validated by :meth:`config` (names canonical)."""
+        cfg = self.config(device=None)
+        return RunRequest(source=self.source, setting=cfg.setting.name, window=cfg.window, codebooks=cfg.codebooks,
+                          device=self.device, start_s=cfg.start_s, duration_s=cfg.duration_s,
+                          max_side=cfg.max_side, lpips=cfg.lpips)
 
 
 @dataclass
@@ -814,7 +808,6 @@ class Service:
     def run(self, request: RunRequest, *, progress: ProgressFn | None = None,
             cancel: threading.Event | None = None) -> RunOutcome:
         """Tokenize + reconstruct + score one clip in a fresh run folder (removed again on failure)."""
-        from .pipeline import RunConfig
 
         t0 = time.perf_counter()
         report_progress = progress or (lambda f, d: None)
@@ -839,11 +832,10 @@ class Service:
         resized = size != (info.width, info.height)
         if resized and not req.max_side:
             notes.append(f"resized to {size[0]}x{size[1]} (this app's ceiling AVTOK_MAX_SIDE={self.config.max_side})")
-        config = RunConfig(
-            setting=setting, window=req.window, codebooks=req.codebooks if audio_on else 0, device=device,
+        config = req.config(
+            codebooks=req.codebooks if audio_on else 0, device=device, max_side=max_side,
             checkpoint_dir=self.config.checkpoint_dir, dac_weights=self.config.dac_weights,
-            allow_download=self.config.allow_download, start_s=req.start_s, duration_s=req.duration_s,
-            max_side=max_side, lpips=req.lpips,
+            allow_download=self.config.allow_download,
         )
         nick = _safe_name(Path(req.source).stem)
         run_id = f"{next(self._ids)}"
@@ -886,7 +878,12 @@ class Service:
         names = settings or self.usable_settings()
         if not names:
             raise AvtokError("no tokenizer checkpoints are available: see the checkpoint status above")
-        base = request.normalized()
+        from .pipeline import as_whole
+
+        first = parse_setting(names[0])  # the base request is validated with a window valid for the first one
+        base = RunRequest(**(asdict(request) | {"setting": first.name,
+                                                "window": nearest_window(first, as_whole(request.window, "window"))}))
+        base = base.normalized()
         self.probe(base.source)
         n = len(names)
         for i, name in enumerate(names):

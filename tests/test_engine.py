@@ -209,3 +209,19 @@ def test_cli_tokens_only(odd_clip, checkpoints_env, tmp_path, capsys):
     assert not (odd_clip.parent / "odd_audio.wav").exists()  # no extracted wav on the tokens-only path
     a, b = load_tokens(out / "odd.safetensors"), load_tokens(tok / "nick.safetensors")
     assert torch.equal(a.visual, b.visual) and torch.equal(a.audio_codes, b.audio_codes)
+
+
+def test_run_config_from_loose_values_is_the_one_validation():
+    """The app/API send strings and floats: RunConfig.from_values converts and validates them with the CLI's rules."""
+    cfg = RunConfig.from_values("dv8X16x16", window="17", codebooks=9.0, max_side="0", duration_s="",
+                                start_s=None, lpips="AUTO", device="CPU")
+    assert (cfg.setting.name, cfg.window, cfg.codebooks, cfg.max_side, cfg.duration_s, cfg.lpips, cfg.device) == (
+        "DV8x16x16", 17, 9, None, None, "auto", "cpu")
+    assert RunConfig.from_values("wan2.1-4x8x8", window=13).setting.name == "Wan2.1-4x8x8"
+    for kwargs, words in [({"window": "abc"}, "window must be a whole number"),
+                          ({"window": 18}, "18"),
+                          ({"codebooks": 2.5}, "codebooks must be a whole number"),
+                          ({"lpips": "squeeze"}, "lpips"),
+                          ({"max_side": 8}, "max_side must be at least 16")]:
+        with pytest.raises(AvtokError, match=words):
+            RunConfig.from_values("DV8x16x16", **kwargs)
