@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .errors import CheckpointError, one_line
+from .readouts import codes_per_latent  # noqa: F401 -- part of this module's API (one copy, in readouts)
 from .settings import DAC_CODEBOOKS, DAC_HOP, DAC_SAMPLE_RATE, code_frame_boundary
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -464,11 +465,3 @@ def latent_code_offsets(
     off[-1] = n_code_frames
     np.clip(off, 0, n_code_frames, out=off)
     return off
-
-
-def codes_per_latent(offsets: np.ndarray | Sequence[int]) -> np.ndarray:
-    """Number of code frames of each latent: ``int64 [t]`` = ``diff(offsets)``."""
-    off = np.asarray(offsets, dtype=np.int64)
-    if off.ndim != 1 or off.shape[0] < 1:
-        raise ValueError("offsets must be a 1-D array of t+1 code-frame offsets")
-    return np.diff(off)

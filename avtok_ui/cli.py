@@ -227,10 +227,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .settings import SettingError
 
     info = media.probe(path)
-    span = max(0.0, info.duration_s - args.start)
-    if args.duration:
-        span = min(span, args.duration)
-    n_frames = info.n_frames if span == info.duration_s else max(1, round(span * float(info.avg_fps or info.fps)))
+    from .pipeline import clip_span
+
+    clip = clip_span(info, args.start, args.duration, path.name)
+    span = clip.duration_s
+    n_frames = info.n_frames if span == info.duration_s else clip.frames_estimate
     w, h = capped_size(info.width, info.height, args.max_side) or (info.width, info.height)
     est = {}
     for s in ALL_BACKEND_SETTINGS:
@@ -263,8 +264,9 @@ def _codes_per_latent_text(tf) -> str:
         return "n/a"
     import numpy as np
 
-    per = np.diff(tf.audio_latent_offsets.numpy())
-    vals, counts = np.unique(per, return_counts=True)
+    from .readouts import codes_per_latent
+
+    vals, counts = np.unique(codes_per_latent(tf.audio_latent_offsets.numpy()), return_counts=True)
     return ", ".join(f"{v} x{c}" for v, c in zip(vals.tolist(), counts.tolist(), strict=True))
 
 

@@ -7,15 +7,13 @@ Audio (when both files have it) is compared at 44.1 kHz mono on the video timeli
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import media
 from .devices import resolve_device
+from .engine.stages import ZipCounts, zip_chunks
 from .errors import AvtokError
 
 
@@ -72,22 +70,15 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
     ia = media.iter_windows(a_path, batch, info=media.probe(a_path), start_s=start_s, duration_s=duration_s,
                             size=size)
     ib = media.iter_windows(b_path, batch, info=b_info)
-    n_a = n_b = 0
-    buf_a = np.zeros((0, a_info.height, a_info.width, 3), np.uint8)
-    buf_b = buf_a.copy()
     total = max(a_info.n_frames, 1)
-    for wa, wb in itertools.zip_longest(ia, ib):
-        if wa is not None:
-            buf_a = np.concatenate([buf_a, wa.frames])
-            n_a += len(wa.frames)
-        if wb is not None:
-            buf_b = np.concatenate([buf_b, wb.frames[:, :a_info.height, :a_info.width]])
-            n_b += len(wb.frames)
-        k = min(len(buf_a), len(buf_b))
-        if k:
-            vm.update(buf_a[:k], buf_b[:k])
-            buf_a, buf_b = buf_a[k:], buf_b[k:]
-        progress("compare", min(n_a, n_b), total)
+    counts = ZipCounts()
+    done = 0
+    for fa, fb in zip_chunks((w.frames for w in ia), (w.frames[:, :a_info.height, :a_info.width] for w in ib),
+                             counts):
+        vm.update(fa, fb)
+        done += len(fa)
+        progress("compare", done, total)
+    n_a, n_b = counts.a, counts.b
     if n_a != n_b:
         raise AvtokError(f"{b_path.name}: the reconstruction has {n_b} frames but the original {a_path.name} "
                          f"{_trim_text(start_s, duration_s)}{n_a}; scores need the same count (give the "
@@ -103,16 +94,8 @@ def compare_videos(original: str | Path, reconstruction: str | Path, *, lpips: s
         score = AudioMetrics(44100, "both files' audio at 44.1 kHz mono, on the video timeline")
         ra = media.read_audio(a_path, sample_rate=44100, mono=True, start_s=start_s, duration_s=duration_s)
         rb = media.read_audio(b_path, info=b_info, sample_rate=44100, mono=True)
-        ba = bb = np.zeros(0, np.float32)
-        for ca, cb in itertools.zip_longest(ra, rb):
-            if ca is not None:
-                ba = np.concatenate([ba, ca[0]])
-            if cb is not None:
-                bb = np.concatenate([bb, cb[0]])
-            k = min(len(ba), len(bb))
-            if k:
-                score.update(ba[:k], bb[:k])
-                ba, bb = ba[k:], bb[k:]
+        for xa, xb in zip_chunks((c[0] for c in ra), (c[0] for c in rb)):
+            score.update(xa, xb)
         report["audio_metrics"] = score.summary()
     else:
         report["audio_metrics"] = {"available": False,

@@ -255,7 +255,7 @@ def clip_span(info: media.VideoInfo, start_s: float, duration_s: float | None, n
     if start_s > 0 and avail <= 0:
         raise AvtokError(f"{name}: trim start {start_s:.2f}s is past the end ({info.duration_s:.2f}s)")
     clip = min(avail, duration_s) if duration_s else avail
-    frames = max(1, int(round(clip * float(info.avg_fps or info.fps)))) if clip else max(1, info.n_frames)
+    frames = max(1, round(clip * float(info.avg_fps or info.fps))) if clip else max(1, info.n_frames)
     return ClipSpan(clip, frames)
 
 

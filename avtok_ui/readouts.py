@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .settings import (
     DAC_CODEBOOK_SIZE,
     DAC_HOP,
@@ -59,8 +61,7 @@ def token_readouts(tf: Any, token_file_bytes: int, source_file_bytes: int | None
     out = _summarise(setting, int(t), int(h), int(w), n_q, n_code, duration_s, n_frames, height, width,
                      token_file_bytes, source_file_bytes)
     if getattr(tf, "audio_latent_offsets", None) is not None:
-        per = [int(b - a) for a, b in zip(tf.audio_latent_offsets.tolist()[:-1], tf.audio_latent_offsets.tolist()[1:],
-                                          strict=True)]
+        per = codes_per_latent(tf.audio_latent_offsets.numpy()).tolist()
         counts: dict[str, int] = {}
         for v in per:
             counts[str(v)] = counts.get(str(v), 0) + 1
@@ -146,3 +147,11 @@ def format_readouts(r: dict[str, Any]) -> str:
                if r.get("compression_vs_source_file") else "")
         )
     return "\n".join(lines)
+
+
+def codes_per_latent(offsets: Any) -> np.ndarray:
+    """Number of code frames of each latent: ``int64 [t]`` = ``diff(offsets)``."""
+    off = np.asarray(offsets, dtype=np.int64)
+    if off.ndim != 1 or off.shape[0] < 1:
+        raise ValueError("offsets must be a 1-D array of t+1 code-frame offsets")
+    return np.diff(off)

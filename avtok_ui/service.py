@@ -736,14 +736,14 @@ class Service:
 
     def clip_span(self, info: media.VideoInfo, start_s: float, duration_s: float | None) -> float:
         """Seconds of video a run with this trim would tokenize (checked against the limits)."""
+        from .pipeline import clip_span
+
         name = info.path.name
         if start_s < 0 or (duration_s is not None and duration_s <= 0):
             raise AvtokError("trim start must be >= 0 and duration > 0")
         if start_s >= info.duration_s:
             raise MediaError(f"{name}: trim start {start_s:.2f} s is past the end ({info.duration_s:.2f} s)")
-        span = info.duration_s - start_s
-        if duration_s:
-            span = min(span, duration_s)
+        span = clip_span(info, start_s, duration_s, name).duration_s
         limit = self.config.max_duration_s
         if limit and span > limit + 1e-6:
             raise MediaError(f"{name}: a {span:.1f} s clip is longer than this app's limit of {limit:g} s per "

@@ -225,3 +225,26 @@ def test_run_config_from_loose_values_is_the_one_validation():
                           ({"max_side": 8}, "max_side must be at least 16")]:
         with pytest.raises(AvtokError, match=words):
             RunConfig.from_values("DV8x16x16", **kwargs)
+
+
+def test_zip_chunks_pairs_two_streams_cut_differently():
+    from avtok_ui.engine.stages import ZipCounts, zip_chunks
+
+    a = np.arange(23)
+    b = np.arange(19) * 10
+    cuts_a = [a[0:5], a[5:6], a[6:17], a[17:23]]
+    cuts_b = [b[0:2], b[2:2], b[2:19]]
+    seen: list[int] = []
+
+    def stream_b():  # a stream with a side effect must still be consumed to its end
+        for c in cuts_b:
+            seen.append(len(c))
+            yield c
+
+    counts = ZipCounts()
+    pairs = list(zip_chunks(iter(cuts_a), stream_b(), counts))
+    assert all(len(x) == len(y) for x, y in pairs)
+    xa = np.concatenate([x for x, _ in pairs])
+    xb = np.concatenate([y for _, y in pairs])
+    assert np.array_equal(xa, a[:19]) and np.array_equal(xb, b)
+    assert (counts.a, counts.b) == (23, 19) and seen == [2, 0, 17]

@@ -287,44 +287,69 @@ def decode_audio(flow: Flow, dac: Any, codes: np.ndarray, n_samples: int, out_wa
     """Decode ``codes`` to ``out_wav`` (streaming); if ``score``, compare with ``ref_wav`` chunk by chunk."""
     scorer = AudioMetrics(DAC_SAMPLE_RATE, "DAC input (mono 44.1 kHz) vs DAC output, before AAC") if (
         score and ref_wav is not None) else None
-    ref = pair_chunks(wav_chunks(ref_wav)) if scorer is not None else None
     done = 0
     with media.WavWriter(out_wav, DAC_SAMPLE_RATE, 1) as wav:
-        for piece in dac.decode_stream(codes, n_samples, chunk_frames=audio_chunk_frames(dac)):
-            flow.raise_if_stopped()
-            piece = np.asarray(piece, dtype=np.float32).reshape(-1)
-            wav.write(piece[None])
-            done += len(piece)
-            progress("audio decode", done, n_samples)
-            if scorer is not None:
-                r = ref.take(len(piece))
-                k = min(len(piece), len(r))
-                scorer.update(r[:k], piece[:k])
-    return scorer.summary() if scorer is not None else None
+        def pieces() -> Iterator[np.ndarray]:
+            nonlocal done
+            for piece in dac.decode_stream(codes, n_samples, chunk_frames=audio_chunk_frames(dac)):
+                flow.raise_if_stopped()
+                piece = np.asarray(piece, dtype=np.float32).reshape(-1)
+                wav.write(piece[None])
+                done += len(piece)
+                progress("audio decode", done, n_samples)
+                yield piece
+
+        if scorer is None:
+            for _ in pieces():
+                pass
+            return None
+        for ref, out in zip_chunks((c[0] for c in wav_chunks(ref_wav)), pieces()):
+            scorer.update(ref, out)
+    return scorer.summary()
 
 
-class pair_chunks:  # noqa: N801 -- reads like a function at the call site
-    """Re-chunk a stream of ``[C, n]`` (or ``[n]``) float arrays: ``take(k)`` returns the next ``k`` samples
-    of channel 0 (fewer at the end). The one helper for walking two chunk streams in step."""
+class ZipCounts:
+    """How many items (along axis 0) each stream of :func:`zip_chunks` held in all."""
 
-    def __init__(self, chunks: Iterable[np.ndarray]) -> None:
-        self._it = iter(chunks)
-        self._buf = np.zeros(0, dtype=np.float32)
+    def __init__(self) -> None:
+        self.a = 0
+        self.b = 0
 
-    def take(self, k: int) -> np.ndarray:
-        parts = [self._buf]
-        have = len(self._buf)
-        while have < k:
-            nxt = next(self._it, None)
-            if nxt is None:
-                break
-            a = np.asarray(nxt, dtype=np.float32)
-            a = a[0] if a.ndim == 2 else a
-            parts.append(a)
-            have += len(a)
-        buf = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        self._buf = buf[k:]
-        return buf[:k]
+
+def zip_chunks(a: Iterable[np.ndarray], b: Iterable[np.ndarray],
+               counts: ZipCounts | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Walk two streams of arrays cut at different places along axis 0 (frames, samples) in step: yields
+    pairs of equal length, in order, covering both streams up to the shorter one. Both streams are consumed
+    to their ends (so a stream with side effects, e.g. one that writes a file, runs fully); ``counts`` gets
+    each stream's total length. The one helper for pairing two chunk streams."""
+    counts = counts if counts is not None else ZipCounts()
+    ita, itb = iter(a), iter(b)
+    buf_a: list[np.ndarray] = []
+    buf_b: list[np.ndarray] = []
+    done_a = done_b = False
+    while not (done_a and done_b):
+        if not done_a:
+            x = next(ita, None)
+            if x is None:
+                done_a = True
+            elif len(x):
+                buf_a.append(x)
+                counts.a += len(x)
+        if not done_b:
+            y = next(itb, None)
+            if y is None:
+                done_b = True
+            elif len(y):
+                buf_b.append(y)
+                counts.b += len(y)
+        have_a, have_b = sum(map(len, buf_a)), sum(map(len, buf_b))
+        k = min(have_a, have_b)
+        if k:
+            ja = np.concatenate(buf_a) if len(buf_a) > 1 else buf_a[0]
+            jb = np.concatenate(buf_b) if len(buf_b) > 1 else buf_b[0]
+            yield ja[:k], jb[:k]
+            buf_a = [ja[k:]] if len(ja) > k else []
+            buf_b = [jb[k:]] if len(jb) > k else []
 
 
 def audio_stage(flow: Flow, dac: Any, chunks: Iterable[np.ndarray], n_codebooks: int, n_total: int,
