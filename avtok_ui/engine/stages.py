@@ -323,33 +323,27 @@ def zip_chunks(a: Iterable[np.ndarray], b: Iterable[np.ndarray],
     to their ends (so a stream with side effects, e.g. one that writes a file, runs fully); ``counts`` gets
     each stream's total length. The one helper for pairing two chunk streams."""
     counts = counts if counts is not None else ZipCounts()
-    ita, itb = iter(a), iter(b)
-    buf_a: list[np.ndarray] = []
-    buf_b: list[np.ndarray] = []
-    done_a = done_b = False
-    while not (done_a and done_b):
-        if not done_a:
-            x = next(ita, None)
+    its = [iter(a), iter(b)]
+    bufs: list[list[np.ndarray]] = [[], []]
+    done = [False, False]
+    while not all(done):
+        for i in (0, 1):
+            if done[i]:
+                continue
+            x = next(its[i], None)
             if x is None:
-                done_a = True
+                done[i] = True
             elif len(x):
-                buf_a.append(x)
-                counts.a += len(x)
-        if not done_b:
-            y = next(itb, None)
-            if y is None:
-                done_b = True
-            elif len(y):
-                buf_b.append(y)
-                counts.b += len(y)
+                bufs[i].append(x)
+                setattr(counts, "ab"[i], getattr(counts, "ab"[i]) + len(x))
+        buf_a, buf_b = bufs
         have_a, have_b = sum(map(len, buf_a)), sum(map(len, buf_b))
         k = min(have_a, have_b)
         if k:
             ja = np.concatenate(buf_a) if len(buf_a) > 1 else buf_a[0]
             jb = np.concatenate(buf_b) if len(buf_b) > 1 else buf_b[0]
             yield ja[:k], jb[:k]
-            buf_a = [ja[k:]] if len(ja) > k else []
-            buf_b = [jb[k:]] if len(jb) > k else []
+            bufs = [[ja[k:]] if len(ja) > k else [], [jb[k:]] if len(jb) > k else []]
 
 
 def audio_stage(flow: Flow, dac: Any, chunks: Iterable[np.ndarray], n_codebooks: int, n_total: int,

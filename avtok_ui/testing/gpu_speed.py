@@ -39,9 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -52,6 +50,7 @@ import torch
 from torch import nn
 
 from ..settings import ALL_SETTINGS, CV_CHANNELS, FSQ_LEVELS, VisualSetting
+from .tiny_cosmos import _save_atomic
 
 __all__ = [
     "OP_NAMESPACE",
@@ -217,18 +216,6 @@ class _Decode(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.ops.avtok_gpu_speed.decode(z, self.tf, self.sf, self.discrete, self.ms)
-
-
-def _save_atomic(module: torch.jit.ScriptModule, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        module.save(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_gpu_speed_cosmos(setting: VisualSetting, out_dir: str | Path, *, encode_ms: float = 10.0,
