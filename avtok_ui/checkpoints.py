@@ -218,6 +218,20 @@ def download_blocked(allow_download: bool) -> str | None:
     return None
 
 
+def _explicit_root(checkpoint_dir: str | Path | None, files: tuple[str, ...]) -> Path | None:
+    """The folder given with ``--checkpoints`` (a weight file in it stands for its folder), or None when none
+    was given. A folder that does not exist is an error: a mistyped explicit folder must not be silently
+    replaced by ``$AVTOK_CHECKPOINTS`` or the cache."""
+    if checkpoint_dir is None or not str(checkpoint_dir).strip():
+        return None
+    root = Path(checkpoint_dir).expanduser()
+    if root.is_file() and root.name in files:
+        root = root.parent
+    if not root.exists():
+        raise CheckpointError(f"{root}: checkpoint folder does not exist (--checkpoints)")
+    return root
+
+
 def resolve_cosmos(
     setting: VisualSetting,
     checkpoint_dir: str | Path | None = None,
@@ -229,13 +243,8 @@ def resolve_cosmos(
     Raises :class:`CheckpointError` (one line) naming every place looked at and how to provide the files.
     """
     looked: list[str] = []
-    if checkpoint_dir is not None and str(checkpoint_dir).strip():
-        root = Path(checkpoint_dir).expanduser()
-        if root.is_file() and root.name in COSMOS_FILES:
-            root = root.parent
-        if not root.exists():
-            # a mistyped explicit folder must not be silently replaced by $AVTOK_CHECKPOINTS or the cache
-            raise CheckpointError(f"{root}: checkpoint folder does not exist (--checkpoints)")
+    root = _explicit_root(checkpoint_dir, COSMOS_FILES)
+    if root is not None:
         for folder in _candidates(setting, root):
             if _complete(folder):
                 return folder
@@ -297,12 +306,8 @@ def resolve_diffusers(setting: Any, checkpoint_dir: str | Path | None = None, *,
     """
     files, sub, repo = DIFFUSERS_FILES, setting.subfolder, setting.repo_name
     looked: list[str] = []
-    if checkpoint_dir is not None and str(checkpoint_dir).strip():
-        root = Path(checkpoint_dir).expanduser()
-        if root.is_file() and root.name in files:
-            root = root.parent
-        if not root.exists():
-            raise CheckpointError(f"{root}: checkpoint folder does not exist (--checkpoints)")
+    root = _explicit_root(checkpoint_dir, files)
+    if root is not None:
         for folder in (root, root / sub, root / repo / sub, root / repo):
             if _complete(folder, files):
                 return folder

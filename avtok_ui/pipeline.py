@@ -51,7 +51,6 @@ from .engine.stages import (
     WindowItem,
     audio_stage,
     decode_audio,
-    frac_str,
     locked_progress,
     metrics_stage,
     prepare_stage,
@@ -566,8 +565,8 @@ def _make_meta(config: RunConfig, info: media.VideoInfo, source: Path, width: in
         setting=s.name,
         tokenizer=s.hub_id,
         source={
-            "file": source.name, "width": info.width, "height": info.height, "fps": frac_str(info.fps),
-            "avg_fps": frac_str(info.avg_fps), "time_base": frac_str(info.time_base), "n_frames": info.n_frames,
+            "file": source.name, "width": info.width, "height": info.height, "fps": _frac(info.fps),
+            "avg_fps": _frac(info.avg_fps), "time_base": _frac(info.time_base), "n_frames": info.n_frames,
             "duration_s": info.duration_s, "rotation": info.rotation, "start_s": info.start_s,
             "pix_fmt": info.pix_fmt, "codec": info.codec, "file_size": info.file_size,
         },
@@ -608,6 +607,14 @@ def _weights_used(models: Models) -> dict[str, Any]:
     if models.dac is not None:
         out["dac"] = _file_id(getattr(models.dac, "weights_path", None))
     return out
+
+
+def _frac(x: Fraction | float | None) -> str | None:
+    """``"num/den"`` of a rate or time base (denominator at most 10^6), None kept."""
+    if x is None:
+        return None
+    x = Fraction(x).limit_denominator(1_000_000)
+    return f"{x.numerator}/{x.denominator}"
 
 
 def _config_dict(config: RunConfig) -> dict[str, Any]:

@@ -143,27 +143,21 @@ class _LockedCosmos:
     """Wraps a visual tokenizer: every model call (``encode``/``decode_raw``, which the engine's stages use,
     and ``encode_window``/``decode_window``) runs under the GPU lock; conversions and I/O do not."""
 
+    MODEL_CALLS = frozenset({"encode", "decode_raw", "encode_window", "decode_window"})
+
     def __init__(self, inner: Any, lock: threading.Lock) -> None:
         self._inner, self._lock = inner, lock
 
-    def encode(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._inner.encode(*args, **kwargs)
-
-    def decode_raw(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._inner.decode_raw(*args, **kwargs)
-
-    def encode_window(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._inner.encode_window(*args, **kwargs)
-
-    def decode_window(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._inner.decode_window(*args, **kwargs)
-
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        attr = getattr(self._inner, name)
+        if name not in self.MODEL_CALLS:
+            return attr
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return locked
 
 
 class _LockedDac:

@@ -20,8 +20,7 @@ import threading
 import time
 import wave
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +98,6 @@ class WindowItem:
     pts: np.ndarray
     times: np.ndarray
     x: torch.Tensor | None = None
-    tokens: torch.Tensor | None = None  # stored tokens of this window (after encoding)
     video: torch.Tensor | None = None  # decoded ``[3, n, H, W]`` model dtype, cropped (after decoding)
 
 
@@ -162,9 +160,8 @@ class VisualCoder:
         """Encode windows of equal length in one model call; returns each window's tokens
         (CV ``[1, 16, t, h, w]`` model dtype, DV ``[1, t, h, w]`` int32)."""
         with torch.inference_mode():
-            xs = [it.x if it.x is not None and it.x.is_floating_point() else
-                  self._model_input(it.x if it.x is not None else host_frames(it.frames, self.device))
-                  for it in items]
+            # CPU: ``prepare`` already made the model input; CUDA: pinned uint8, converted here on the device
+            xs = [it.x if it.x.is_floating_point() else self._model_input(it.x) for it in items]
             x = xs[0] if len(xs) == 1 else torch.cat(xs)
             self.clock.model_call_started()
             with self.clock("visual encode"):
@@ -237,7 +234,6 @@ class AudioOutcome:
     codes: np.ndarray | None = None
     n_samples: int = 0
     report: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def wav_chunks(path: Path, chunk: int = DAC_SAMPLE_RATE * 10) -> Iterator[np.ndarray]:
@@ -360,10 +356,3 @@ def audio_stage(flow: Flow, dac: Any, chunks: Iterable[np.ndarray], n_codebooks:
     if wav_out is not None and out.codes is not None:
         with clock("audio decode"):
             out.report = decode_audio(flow, dac, out.codes, out.n_samples, wav_out, wav_in, progress, score=score)
-
-
-def frac_str(x: Fraction | float | None) -> str | None:
-    if x is None:
-        return None
-    x = Fraction(x).limit_denominator(1_000_000)
-    return f"{x.numerator}/{x.denominator}"
