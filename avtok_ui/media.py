@@ -35,7 +35,7 @@ import av
 import av.error
 import numpy as np
 from av.audio.resampler import AudioResampler
-from av.video.reformatter import ColorRange, Colorspace
+from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from .errors import MediaError
 from .settings import DEFAULT_PRESET, X264_PRESETS
@@ -689,6 +689,9 @@ class VideoWriter:
         self._last_pts: int | None = None
         self._closed = False
         self._fallback_pending = False  # NVENC in use and no frame encoded yet
+        self._rgb: av.VideoFrame | None = None  # reused RGB input frame (see _to_yuv)
+        self._rgb_view: np.ndarray | None = None
+        self._scaler: VideoReformatter | None = None
         if encoder == "auto":
             encoder = "h264_nvenc" if _cuda_present() else "libx264"
         #: The encoder in use: ``"libx264"`` or ``"h264_nvenc"`` (after any fallback).
@@ -760,12 +763,8 @@ class VideoWriter:
             pts = np.asarray(pts, dtype=np.int64).reshape(-1)
             if pts.shape[0] != frames.shape[0]:
                 raise ValueError(f"got {frames.shape[0]} frames but {pts.shape[0]} pts")
-        pad_w, pad_h = self.padded_size[0] - self.width, self.padded_size[1] - self.height
         with _media_errors(self.path, "cannot encode video"):
             for i in range(frames.shape[0]):
-                img = frames[i]
-                if pad_w or pad_h:
-                    img = np.pad(img, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
                 if pts is None:
                     p = round(self.frames_written / (self.fps * self.time_base))
                 else:
@@ -776,13 +775,34 @@ class VideoWriter:
                 if self._last_pts is not None and p <= self._last_pts:
                     p = self._last_pts + 1  # keep timestamps strictly increasing (muxer requirement)
                 self._last_pts = p
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                frame = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709,
-                                       dst_color_range=ColorRange.MPEG)
+                frame = self._to_yuv(frames[i])
                 frame.pts = p
                 frame.time_base = self.time_base
                 self._container.mux(self._encode(frame))
                 self.frames_written += 1
+
+    def _to_yuv(self, img: np.ndarray) -> av.VideoFrame:
+        """uint8 ``[H, W, 3]`` RGB -> a new yuv420p BT.709 limited-range frame of :attr:`padded_size`.
+
+        The RGB frame and the scaler are made once and reused (a fresh 720p frame per call cost ~3 ms in
+        allocation and two copies under the GIL); the scaler runs on this thread alone (the stages already
+        keep the cores busy). Odd sizes: the last row/column is replicated."""
+        if self._rgb is None:
+            self._rgb = av.VideoFrame(*self.padded_size, "rgb24")
+            plane = self._rgb.planes[0]
+            pw, ph = self.padded_size
+            self._rgb_view = np.frombuffer(plane, np.uint8).reshape(ph, plane.line_size)[:, :pw * 3] \
+                .reshape(ph, pw, 3)
+            self._scaler = VideoReformatter()
+        view = self._rgb_view
+        h, w = self.height, self.width
+        view[:h, :w] = img
+        if w < view.shape[1]:
+            view[:h, w:] = view[:h, w - 1:w]
+        if h < view.shape[0]:
+            view[h:] = view[h - 1:h]
+        return self._scaler.reformat(self._rgb, format="yuv420p", dst_colorspace=Colorspace.ITU709,
+                                     dst_color_range=ColorRange.MPEG, threads=1)
 
     def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
         """Encode one frame; NVENC failing on the first frame falls back to libx264 (and retries it)."""

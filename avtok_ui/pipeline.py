@@ -4,8 +4,8 @@ The graph (each box is a small unit in ``avtok_ui/engine/``; each arrow a bounde
 
     source + prepare threads      foreground (model)                 sink threads
     media.iter_windows ──windows──► VisualCoder.encode ──► TokenFileWriter (spill) ───────────► <nick>.safetensors
-      + VisualCoder.prepare          └► VisualCoder.decode ──decoded──► recon_stage: uint8 + VideoWriter (x264/NVENC)
-        (uint8 -> model input)                                          └──pairs──► metrics_stage (PSNR/SSIM/LPIPS)
+      + VisualCoder.prepare          └► VisualCoder.decode ──decoded──► uint8_stage ──► writer_stage (x264/NVENC)
+        (uint8 -> model input)                                           └──pairs──► metrics_stage (PSNR/SSIM/LPIPS)
     audio thread: media.read_audio ─► DAC encode (chunks) ─► codes ─► DAC decode ─► WAV + audio scores
     after all stages: alignment (latents <-> code frames), token file, mux(video, wav) ─► <nick>_reconstructed.mp4
 
@@ -14,8 +14,10 @@ The graph (each box is a small unit in ``avtok_ui/engine/``; each arrow a bounde
 * ``stages.VisualCoder`` makes the model calls: encode, and (unless tokens-only) decode the *stored* tokens,
   so the reconstruction shows exactly what the token file keeps. Several windows per call with
   ``RunConfig.windows_per_call``.
-* ``stages.recon_stage`` converts decoded windows to uint8 and encodes the reconstruction mp4;
-  ``stages.metrics_stage`` scores them; ``stages.audio_stage`` runs DAC in its own thread.
+* ``stages.uint8_stage`` converts decoded windows to uint8 frames; ``stages.writer_stage`` encodes the
+  reconstruction mp4 (each its own thread, so the conversion overlaps x264); ``stages.metrics_stage`` scores
+  them; ``stages.audio_stage`` runs DAC in its own thread. Stage threads carry OS names (``avtok-<stage>``,
+  seen in ``top -H``).
 * ``flow.Flow`` joins them: the first error, Ctrl-C or the app's Cancel stops every stage promptly.
 * ``outputs.Staging``: every output is written in a hidden staging folder next to its destination and renamed
   into place only when the whole run succeeded; any failure removes it (outputs are atomic).
@@ -54,7 +56,7 @@ from .engine.stages import (
     locked_progress,
     metrics_stage,
     prepare_stage,
-    recon_stage,
+    recon_stages,
     source_stage,
     trim_heap,
 )
@@ -398,7 +400,7 @@ def tokenize(
                     writer_args = dict(path=visual_path, width=width, height=height, fps=info.fps,
                                        time_base=info.time_base, crf=config.crf, pts_origin=pts_origin,
                                        **_writer_options(config, cosmos.device))
-                    flow.start("recon", recon_stage, recon_ch, writer_args, metrics_ch, clock, sink)
+                    recon_stages(flow, recon_ch, writer_args, metrics_ch, clock, sink)
                     if metrics_ch is not None:
                         flow.start("metrics", metrics_stage, metrics_ch, vmetrics, clock)
                 # ---- the tokenizer (this thread): model calls only ----
@@ -675,7 +677,7 @@ def reconstruct(
                                time_base=Fraction(src["time_base"]), crf=config.crf,
                                pts_origin=tf.meta.clip.get("pts_origin"),
                                **_writer_options(config, models.cosmos.device))
-            flow.start("recon", recon_stage, recon_ch, writer_args, None, clock, sink)
+            recon_stages(flow, recon_ch, writer_args, None, clock, sink)
             pos = 0
             for i, (n, tokens) in enumerate(iter_visual_windows(tf)):
                 check_cancel(cancel)

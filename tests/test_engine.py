@@ -169,6 +169,22 @@ def test_cancel_from_another_thread_stops_every_stage(checkpoints_env, tmp_path)
     assert _stage_threads() == []
 
 
+def test_stage_threads_carry_their_os_name():
+    """``top -H`` and /proc show which stage burns CPU: each stage thread names itself ``avtok-<stage>``."""
+    import sys
+
+    from avtok_ui.engine.flow import Flow
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("OS thread names are read from /proc")
+    names: list[str] = []
+    with Flow() as flow:
+        flow.start("uint8", lambda: names.append(Path(f"/proc/self/task/{threading.get_native_id()}/comm")
+                                                 .read_text().strip()))
+        flow.join()
+    assert names == ["avtok-uint8"]
+
+
 def test_windows_per_call_is_validated():
     with pytest.raises(AvtokError, match="windows per call"):
         RunConfig(setting=VisualSetting.parse("CV8x8x8"), windows_per_call=0)

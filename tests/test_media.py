@@ -322,6 +322,27 @@ def test_video_writer_odd_size_is_padded_and_playable(vids: dict[str, Path], tmp
     assert np.abs(back[:, 117, :201] - back[:, 116, :201]).mean() < 4
 
 
+@pytest.mark.parametrize("size", [(202, 118), (201, 117)])
+def test_video_writer_conversion_equals_a_fresh_frame_per_call(tmp_path: Path, size: tuple[int, int]) -> None:
+    """The writer reuses one RGB frame and one scaler; every frame must convert exactly as a fresh
+    ``from_ndarray(edge-padded) -> reformat`` does (odd sizes: last row/column replicated)."""
+    w, h = size
+    writer = media.VideoWriter(tmp_path / "x.mp4", w, h, Fraction(25))
+    try:
+        pw, ph = writer.padded_size
+        for i in (0, 7, 3):  # out of order: nothing of an earlier frame may leak into a later one
+            img = synth_frame(i, w, h)
+            got = writer._to_yuv(img)  # noqa: SLF001
+            ref = av.VideoFrame.from_ndarray(np.pad(img, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge"),
+                                             format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=av.video.reformatter.Colorspace.ITU709,
+                dst_color_range=av.video.reformatter.ColorRange.MPEG)
+            assert (got.width, got.height) == (pw, ph)
+            assert np.array_equal(got.to_ndarray(), ref.to_ndarray())  # the Y, U, V planes without row padding
+    finally:
+        writer._abort()  # noqa: SLF001
+
+
 def test_video_writer_keeps_vfr_and_ntsc_timing(vids: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "vfr.mp4"
     _write_copy(vids["vfr"], out)

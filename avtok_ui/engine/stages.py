@@ -3,8 +3,8 @@
 * :func:`source_stage` (thread): decodes windows of frames; :func:`prepare_stage` (thread) converts them to
   the model input.
 * :class:`VisualCoder` (foreground): the model calls; conversions placed by device.
-* :func:`recon_stage` (thread): decoded tensor -> uint8 frames -> the reconstruction encoder (x264/NVENC);
-  hands frame pairs to the metrics stage.
+* :func:`uint8_stage` (thread): decoded tensor -> uint8 frames, for :func:`writer_stage` (thread: the
+  reconstruction encoder, x264/NVENC) and the metrics stage (:func:`recon_stages` starts both).
 * :func:`metrics_stage` (thread): streaming PSNR/SSIM/LPIPS.
 * :func:`audio_stage` (thread): DAC encode (and decode + scoring) of the whole track, in chunks.
 
@@ -180,48 +180,57 @@ class VisualCoder:
 # ----------------------------------------------------------------------------------------------------
 # sinks
 # ----------------------------------------------------------------------------------------------------
-def recon_stage(inp: Channel, writer_args: dict[str, Any] | None, metrics_out: Channel | None,
-                clock: Clock, result: dict[str, Any]) -> None:
-    """Decoded windows -> uint8 frames -> the reconstruction mp4 (if ``writer_args``) and the metrics stage.
+def uint8_stage(inp: Channel, outs: list[Channel], clock: Clock) -> None:
+    """Decoded windows (``item.video`` ``[3, n, H, W]`` model dtype) -> uint8 frames ``[n, H, W, 3]``, handed as
+    ``(item, frames)`` to every channel of ``outs`` (the writer, the metrics). Its own thread, so the
+    conversion overlaps the encoder."""
+    for item in inp:
+        with clock("convert out"):
+            recon = to_uint8_frames(item.video)
+        item.video = None
+        for ch in outs:
+            ch.put((item, recon))
+        del item, recon
+    for ch in outs:
+        ch.close()
 
-    ``writer_args``: keyword arguments of :class:`~avtok_ui.media.VideoWriter`. Records the encoder that
-    ran in ``result["encoder"]``.
-    """
-    writer = media.VideoWriter(**writer_args) if writer_args is not None else None
+
+def writer_stage(inp: Channel, writer_args: dict[str, Any], clock: Clock, result: dict[str, Any]) -> None:
+    """``(item, uint8 frames)`` -> the reconstruction mp4 (x264/NVENC). ``writer_args``: keyword arguments of
+    :class:`~avtok_ui.media.VideoWriter`. Records the encoder that ran in ``result["encoder"]``."""
+    writer = media.VideoWriter(**writer_args)
     try:
-        for item in inp:
-            with clock("convert out"):
-                recon = to_uint8_frames(item.video)
-            item.video = None
-            if writer is not None:
-                with clock("write video"):
-                    writer.write(recon, item.pts)
-            if metrics_out is not None:
-                metrics_out.put((item.frames, recon))
-            del item, recon
-        if writer is not None:
+        for item, recon in inp:
             with clock("write video"):
-                writer.close()
-            result["encoder"] = getattr(writer, "encoder", "libx264")
-        if metrics_out is not None:
-            metrics_out.close()
+                writer.write(recon, item.pts)
+            del item, recon
+        with clock("write video"):
+            writer.close()
+        result["encoder"] = writer.encoder
     except BaseException:
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                writer._abort()  # noqa: SLF001 -- the staging folder is removed anyway
+        with contextlib.suppress(Exception):
+            writer._abort()  # noqa: SLF001 -- the staging folder is removed anyway
         raise
 
 
+def recon_stages(flow: Flow, inp: Channel, writer_args: dict[str, Any], metrics_out: Channel | None, clock: Clock,
+                 result: dict[str, Any]) -> None:
+    """Start the reconstruction sinks: :func:`uint8_stage` feeding :func:`writer_stage` (and ``metrics_out``)."""
+    to_writer = flow.channel(2, "recon frames")
+    flow.start("uint8", uint8_stage, inp, [to_writer] + ([metrics_out] if metrics_out is not None else []), clock)
+    flow.start("writer", writer_stage, to_writer, writer_args, clock, result)
+
+
 def metrics_stage(inp: Channel, vmetrics: Any, clock: Clock) -> None:
-    """Score each (original, reconstruction) window pair (uint8 ``[n, H, W, 3]`` each).
+    """Score each ``(item, reconstruction)``: ``item.frames`` against the uint8 ``[n, H, W, 3]`` frames.
 
     On a CPU this thread uses one intra-op thread (OpenMP's setting is per thread): the model and the
     encoder already keep the cores busy, and many small multi-threaded ops stall on an oversubscribed CPU."""
     if str(getattr(vmetrics, "device", "cpu")).startswith("cpu"):
         torch.set_num_threads(1)
-    for orig, recon in inp:
+    for item, recon in inp:
         with clock("metrics"):
-            vmetrics.update(orig, recon)
+            vmetrics.update(item.frames, recon)
 
 
 # ----------------------------------------------------------------------------------------------------
