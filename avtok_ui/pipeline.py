@@ -3,7 +3,7 @@
 The graph (each box is a small unit in ``avtok_ui/engine/``; each arrow a bounded queue, so memory stays flat)::
 
     source + prepare threads      foreground (model)                 sink threads
-    media.iter_windows ──windows──► VisualCoder.encode ──► TokenFileWriter (spill) ───────────► <nick>.safetensors
+    media.iter_windows ──windows──► VisualCoder.encode ──tokens──► token_stage: TokenFileWriter ──► <nick>.safetensors
       + VisualCoder.prepare          └► VisualCoder.decode ──decoded──► uint8_stage ──► writer_stage (x264/NVENC)
         (uint8 -> model input)                                           └──pairs──► metrics_stage (PSNR/SSIM/LPIPS)
     audio thread: media.read_audio ─► DAC encode (chunks) ─► codes ─► DAC decode ─► WAV + audio scores
@@ -12,7 +12,8 @@ The graph (each box is a small unit in ``avtok_ui/engine/``; each arrow a bounde
 * ``stages.source_stage`` decodes frames (PyAV) and ``stages.prepare_stage`` converts them to the model's
   input, each in its own thread, ahead of the model (on CUDA it only pins them; the conversion is device work).
 * ``stages.VisualCoder`` makes the model calls: encode, and (unless tokens-only) decode the *stored* tokens,
-  so the reconstruction shows exactly what the token file keeps. Several windows per call with
+  so the reconstruction shows exactly what the token file keeps. ``stages.token_stage`` appends each window's
+  tokens to the token file in its own thread (the host copy and the write never hold up the next model call). Several windows per call with
   ``RunConfig.windows_per_call``.
 * ``stages.uint8_stage`` converts decoded windows to uint8 frames; ``stages.writer_stage`` encodes the
   reconstruction mp4 (each its own thread, so the conversion overlaps x264); ``stages.metrics_stage`` scores
@@ -58,6 +59,7 @@ from .engine.stages import (
     prepare_stage,
     recon_stages,
     source_stage,
+    token_stage,
     trim_heap,
 )
 from .errors import AvtokError
@@ -71,7 +73,15 @@ from .settings import (
     X264_PRESETS,
     VisualSetting,
 )
-from .tokens import TokenFile, TokenFileWriter, TokenMeta, iter_visual_windows, load_tokens, stored_to_model
+from .tokens import (
+    TokenFile,
+    TokenFileWriter,
+    TokenMeta,
+    iter_visual_windows,
+    load_tokens,
+    model_to_stored,
+    stored_to_model,
+)
 
 ProgressFn = Callable[[str, float, float], None]
 """``progress(stage, done, total)``: stage is a short label such as ``"visual"``; ``total`` may be 0."""
@@ -395,7 +405,7 @@ def tokenize(
                 # ---- sinks: reconstruction encoder, metrics ----
                 recon_ch = None
                 if not tokens_only:
-                    recon_ch = flow.channel(2, "decoded")
+                    recon_ch = flow.channel(1, "decoded")
                     metrics_ch = flow.channel(2, "pairs") if vmetrics is not None else None
                     writer_args = dict(path=visual_path, width=width, height=height, fps=info.fps,
                                        time_base=info.time_base, crf=config.crf, pts_origin=pts_origin,
@@ -403,26 +413,29 @@ def tokenize(
                     recon_stages(flow, recon_ch, writer_args, metrics_ch, clock, sink)
                     if metrics_ch is not None:
                         flow.start("metrics", metrics_stage, metrics_ch, vmetrics, clock)
+                tokens_ch = flow.channel(4, "tokens")
+                flow.start("tokens", token_stage, tokens_ch, tw, clock)
                 # ---- the tokenizer (this thread): model calls only ----
                 for batch in _batches(windows_ch, config.windows_per_call):
                     check_cancel(cancel)
                     progress("visual", batch[0].index, max(n_windows_est, batch[-1].index + 1))
                     tokens = coder.encode(batch)
-                    stored = [tw.add_window(t, len(it.frames)) for t, it in zip(tokens, batch, strict=True)]
-                    del tokens
-                    for it in batch:
+                    for t, it in zip(tokens, batch, strict=True):
+                        tokens_ch.put((t, len(it.frames)))
                         it.x = None
                         pts_all.append(it.pts)
                         times_all.append(it.times - config.start_s)  # clip time: 0 = audio sample 0
                     if recon_ch is not None:
-                        model_tokens = [stored_to_model(s, config.setting) for s in stored]
+                        # decode what the token file keeps (the stored form), not the encoder's raw output
+                        model_tokens = [stored_to_model(model_to_stored(t, config.setting), config.setting)
+                                        for t in tokens]
                         videos = coder.decode(model_tokens, [len(it.frames) for it in batch])
                         for it, v in zip(batch, videos, strict=True):
                             it.video = v
                             recon_ch.put(it)
                         del videos, model_tokens
-                    del stored, batch
-                    trim_heap()
+                    del tokens, batch
+                tokens_ch.close()
                 if recon_ch is not None:
                     recon_ch.close()
                 progress("visual", 1, 1)

@@ -38,17 +38,30 @@ def odd_clip(tmp_path_factory) -> Path:
 # ----------------------------------------------------------------------------------------------------
 # conversions
 # ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("width", [23, 24])  # odd: one pixel per gather; even: the two-pixel table
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float16])
-def test_model_input_equals_reference_conversion(dtype):
+def test_model_input_equals_reference_conversion(dtype, width):
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, size=(5, 19, 23, 3), dtype=np.uint8)
+    frames = rng.integers(0, 256, size=(5, 19, width, 3), dtype=np.uint8)
     setting = VisualSetting(False, 4, 8)
     ref = pad_video(frames_to_tensor(frames, dtype=dtype), setting)
-    ph, pw = setting.padded_size(19, 23)
+    ph, pw = setting.padded_size(19, width)
     got = to_model_input(host_frames(frames, torch.device("cpu")), dtype=dtype, device=torch.device("cpu"),
                          padded_t=setting.padded_window_length(5), padded_h=ph, padded_w=pw)
     assert got.shape == ref.shape == (1, 3, 5, 24, 24) and got.dtype == dtype
     assert torch.equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_model_input_every_pixel_pair(dtype):
+    """Every (left, right) byte pair of every channel, against the reference formula."""
+    a, b = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
+    row = np.stack([a, b], axis=-1).reshape(256, 512)  # row i: (i, 0), (i, 1), ... (i, 255) as pixel pairs
+    frames = np.stack([row, row[::-1], np.roll(row, 1, axis=1)], axis=-1)[None]  # [1, 256, 512, 3]
+    ref = frames_to_tensor(frames, dtype=dtype)
+    got = to_model_input(host_frames(frames, torch.device("cpu")), dtype=dtype, device=torch.device("cpu"),
+                         padded_t=1, padded_h=256, padded_w=512)
+    assert torch.equal(got.view(torch.int16), ref.view(torch.int16))
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float16])

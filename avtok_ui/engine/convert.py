@@ -24,6 +24,7 @@ import torch.nn.functional as F
 _LOCK = threading.Lock()
 _IN: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 _OUT: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+_PAIRS: dict[tuple[torch.dtype, str], np.ndarray] = {}
 _INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
@@ -46,6 +47,22 @@ def _out_lut(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
             vals = bits.view(dtype).to(torch.float32).clamp(-1.0, 1.0)
             _OUT[key] = ((vals + 1.0) * 127.5).round_().to(torch.uint8).to(device)
         return _OUT[key]
+
+
+def _pair_table(dtype: torch.dtype) -> np.ndarray:
+    """The input table for two adjacent pixels at once, for a 2-byte ``dtype`` on the CPU:
+    ``pairs[uint16 view of bytes (a, b)]`` = ``uint32 view of (lut[a], lut[b])`` (built through the same views,
+    so it holds on either byte order). Half as many gathers as the 256-entry table; 256 KiB fits in L2."""
+    key = (dtype, "pairs")
+    table = _in_lut(dtype, torch.device("cpu")).view(torch.int16).numpy()  # takes _LOCK itself
+    with _LOCK:
+        if key not in _PAIRS:
+            ab = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij"), -1).astype(np.uint8)
+            ab = np.ascontiguousarray(ab.reshape(-1, 2))  # [65536, 2] every byte pair (a, b)
+            pairs = np.empty(65536, np.uint32)
+            pairs[ab.view(np.uint16).ravel()] = np.ascontiguousarray(table[ab]).view(np.uint32).ravel()
+            _PAIRS[key] = pairs
+        return _PAIRS[key]
 
 
 def host_frames(frames: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -75,9 +92,14 @@ def to_model_input(frames: torch.Tensor, *, dtype: torch.dtype, device: torch.de
         raise ValueError(f"cannot pad {t}x{h}x{w} (TxHxW) down to {padded_t}x{padded_h}x{padded_w}")
     lut = _in_lut(dtype, device)
     if device.type == "cpu" and frames.device.type == "cpu":
-        ints = _INT_VIEW[lut.element_size()]
-        table = lut.view(ints).numpy()
-        out = torch.from_numpy(table[frames.numpy().transpose(3, 0, 1, 2)]).view(dtype).unsqueeze(0)
+        planes = frames.numpy().transpose(3, 0, 1, 2)  # [3, T, H, W] view
+        if lut.element_size() == 2 and w % 2 == 0:
+            # two pixels per gather: planar copy first (so a pair is two pixels of one channel), then the pair table
+            pairs = np.ascontiguousarray(planes).view(np.uint16)
+            out = torch.from_numpy(_pair_table(dtype)[pairs].view(np.int16)).view(dtype).unsqueeze(0)
+        else:
+            table = lut.view(_INT_VIEW[lut.element_size()]).numpy()
+            out = torch.from_numpy(table[planes]).view(dtype).unsqueeze(0)
     else:
         x = frames.to(device, non_blocking=True)
         out = lut[x.permute(3, 0, 1, 2).to(torch.int64)].unsqueeze(0)  # [1, 3, T, H, W]

@@ -3,6 +3,7 @@
 * :func:`source_stage` (thread): decodes windows of frames; :func:`prepare_stage` (thread) converts them to
   the model input.
 * :class:`VisualCoder` (foreground): the model calls; conversions placed by device.
+* :func:`token_stage` (thread): each window's tokens into the token file.
 * :func:`uint8_stage` (thread): decoded tensor -> uint8 frames, for :func:`writer_stage` (thread: the
   reconstruction encoder, x264/NVENC) and the metrics stage (:func:`recon_stages` starts both).
 * :func:`metrics_stage` (thread): streaming PSNR/SSIM/LPIPS.
@@ -39,6 +40,10 @@ ProgressFn = Callable[[str, float, float], None]
 # ----------------------------------------------------------------------------------------------------
 # shared small tools
 # ----------------------------------------------------------------------------------------------------
+#: Windows between two :func:`trim_heap` calls of a run (memory stays flat; see benchmarks/README.md).
+TRIM_EVERY = 8
+
+
 def trim_heap() -> None:
     """Return freed window buffers to the OS (glibc keeps them otherwise and RSS grows with video length)."""
     if sys.platform.startswith("linux"):
@@ -102,7 +107,11 @@ class WindowItem:
 
 
 def source_stage(out: Channel, windows: Iterable[media.FrameWindow], clock: Clock) -> None:
-    """Decode windows of frames (PyAV: demux, decode, RGB conversion) ahead of the model."""
+    """Decode windows of frames (PyAV: demux, decode, RGB conversion) ahead of the model.
+
+    Also returns freed window buffers to the OS every :data:`TRIM_EVERY` windows (:func:`trim_heap`,
+    process-wide): here rather than between model calls, where its 1-3 ms kept the model waiting, and not after
+    every window (each trim makes the next windows fault their buffers in again)."""
     it = iter(windows)
     while True:
         with clock("read frames"):
@@ -110,6 +119,8 @@ def source_stage(out: Channel, windows: Iterable[media.FrameWindow], clock: Cloc
         if win is None:
             break
         out.put(WindowItem(win.index, win.frames, win.pts, win.times))
+        if win.index % TRIM_EVERY == TRIM_EVERY - 1:
+            trim_heap()
     out.close()
 
 
@@ -180,10 +191,21 @@ class VisualCoder:
 # ----------------------------------------------------------------------------------------------------
 # sinks
 # ----------------------------------------------------------------------------------------------------
+def token_stage(inp: Channel, writer: Any, clock: Clock) -> None:
+    """Encoder outputs ``(tokens, n_frames)`` (model form, on the model's device) -> ``writer.add_window``
+    (:class:`~avtok_ui.tokens.TokenFileWriter`: stored form, spilled to disk). Its own thread, so the copy to
+    the host and the file write do not hold up the next model call."""
+    for tokens, n_frames in inp:
+        with clock("store tokens"):
+            writer.add_window(tokens, n_frames)
+        del tokens
+
+
 def uint8_stage(inp: Channel, outs: list[Channel], clock: Clock) -> None:
     """Decoded windows (``item.video`` ``[3, n, H, W]`` model dtype) -> uint8 frames ``[n, H, W, 3]``, handed as
     ``(item, frames)`` to every channel of ``outs`` (the writer, the metrics). Its own thread, so the
-    conversion overlaps the encoder."""
+    conversion overlaps the encoder. (The RGB -> YUV conversion stays in the writer's thread: done here, the
+    YUV frames were allocated in one thread and freed in another, and the whole run took more CPU.)"""
     for item in inp:
         with clock("convert out"):
             recon = to_uint8_frames(item.video)
@@ -215,8 +237,10 @@ def writer_stage(inp: Channel, writer_args: dict[str, Any], clock: Clock, result
 
 def recon_stages(flow: Flow, inp: Channel, writer_args: dict[str, Any], metrics_out: Channel | None, clock: Clock,
                  result: dict[str, Any]) -> None:
-    """Start the reconstruction sinks: :func:`uint8_stage` feeding :func:`writer_stage` (and ``metrics_out``)."""
-    to_writer = flow.channel(2, "recon frames")
+    """Start the reconstruction sinks: :func:`uint8_stage` feeding :func:`writer_stage` (and ``metrics_out``).
+    Queues of one window: the encoder is usually the slowest sink, and a deeper queue only lengthens the drain
+    after the last model call (and holds more decoded windows in memory)."""
+    to_writer = flow.channel(1, "recon frames")
     flow.start("uint8", uint8_stage, inp, [to_writer] + ([metrics_out] if metrics_out is not None else []), clock)
     flow.start("writer", writer_stage, to_writer, writer_args, clock, result)
 
