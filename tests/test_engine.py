@@ -277,3 +277,18 @@ def test_zip_chunks_pairs_two_streams_cut_differently():
     xb = np.concatenate([y for _, y in pairs])
     assert np.array_equal(xa, a[:19]) and np.array_equal(xb, b)
     assert (counts.a, counts.b) == (23, 19) and seen == [2, 0, 17]
+
+
+def test_import_sets_thread_and_page_defaults_but_keeps_explicit_ones():
+    """``import avtok_ui`` picks passive OpenMP waiting and huge pages for big torch buffers, unless set."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import avtok_ui, os; print(os.environ['OMP_WAIT_POLICY'], os.environ['THP_MEM_ALLOC_ENABLE'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["PASSIVE", "1"]
+    env |= {"OMP_WAIT_POLICY": "ACTIVE", "THP_MEM_ALLOC_ENABLE": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["ACTIVE", "0"]
