@@ -12,9 +12,9 @@ The graph (each box is a small unit in ``avtok_ui/engine/``; each arrow a bounde
 * ``stages.source_stage`` decodes frames (PyAV) and ``stages.prepare_stage`` converts them to the model's
   input, each in its own thread, ahead of the model (on CUDA it only pins them; the conversion is device work).
 * ``stages.VisualCoder`` makes the model calls: encode, and (unless tokens-only) decode the *stored* tokens,
-  so the reconstruction shows exactly what the token file keeps. ``stages.token_stage`` appends each window's
-  tokens to the token file in its own thread (the host copy and the write never hold up the next model call). Several windows per call with
-  ``RunConfig.windows_per_call``.
+  so the reconstruction shows exactly what the token file keeps. Several windows per call with
+  ``RunConfig.windows_per_call``. ``stages.token_stage`` appends each window's tokens to the token file in
+  its own thread (the host copy and the write never hold up the next model call).
 * ``stages.uint8_stage`` converts decoded windows to uint8 frames; ``stages.writer_stage`` encodes the
   reconstruction mp4 (each its own thread, so the conversion overlaps x264); ``stages.metrics_stage`` scores
   them; ``stages.audio_stage`` runs DAC in its own thread. Stage threads carry OS names (``avtok-<stage>``,
