@@ -70,6 +70,9 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    from avtok_ui.engine.heap import keep_heap
+
+    keep_heap()  # this process runs the engine: reuse window buffers (see avtok_ui.engine.heap)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         demo, kwargs, service = create_app(

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import __version__
 from .backends.registry import all_setting_names, parse_setting
+from .engine.heap import keep_heap
 from .errors import AvtokError, Cancelled, one_line
 from .settings import DAC_CODEBOOKS, DEFAULT_PRESET, DEFAULT_WINDOW, X264_PRESETS, VisualSetting
 
@@ -451,6 +452,7 @@ def _input_name(args: argparse.Namespace) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_heap()  # this process runs the engine: reuse window buffers (see engine.stages.keep_heap)
     return _run(args.func, args)
 
 
@@ -487,6 +489,7 @@ def tokenize_video_main(argv: list[str] | None = None) -> int:
                    help="LPIPS backbone (default auto: VGG on GPU, AlexNet on CPU)")
     _add_run_options(p, setting=False)
     args = p.parse_args(argv)
+    keep_heap()
     args.no_audio = False
     args.start, args.duration, args.max_side = 0.0, None, None
 

@@ -45,6 +45,7 @@ import torch
 
 from . import __version__, media
 from .engine.flow import Flow, check_cancel
+from .engine.heap import trim_heap
 from .engine.outputs import Staging
 from .engine.report import AudioScores, Readouts, RunReport, Timings, VideoScores
 from .engine.stages import (
@@ -60,7 +61,6 @@ from .engine.stages import (
     recon_stages,
     source_stage,
     token_stage,
-    trim_heap,
 )
 from .errors import AvtokError
 from .metrics import json_safe

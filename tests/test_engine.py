@@ -292,3 +292,38 @@ def test_import_sets_thread_and_page_defaults_but_keeps_explicit_ones():
     env |= {"OMP_WAIT_POLICY": "ACTIVE", "THP_MEM_ALLOC_ENABLE": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["ACTIVE", "0"]
+
+
+def test_keep_heap_policy_in_a_fresh_process():
+    """``keep_heap`` (the engine's processes) turns the per-window trim off; ``AVTOK_HEAP=trim`` keeps glibc's
+    defaults and the trim."""
+    import os
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    code = ("from avtok_ui.engine import heap; kept = heap.keep_heap(); "
+            "print(kept, heap.keep_heap(), heap._HEAP_KEPT)")
+    env = {k: v for k, v in os.environ.items() if k != "AVTOK_HEAP"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "True"]
+    out = subprocess.run([sys.executable, "-c", code], env=env | {"AVTOK_HEAP": "trim"}, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]
+
+
+def test_cli_and_dataset_worker_keep_the_heap(monkeypatch, tmp_path):
+    from avtok_ui import cli
+    from avtok_ui.engine import heap
+
+    calls: list[str] = []
+    monkeypatch.setattr(cli, "keep_heap", lambda: calls.append("cli"))
+    monkeypatch.setattr(heap, "keep_heap", lambda: calls.append("worker"))
+    assert cli.main(["info", str(tmp_path / "missing.mp4")]) == 1
+    from avtok_ui.dataset.worker import TokenizeWorker
+
+    with pytest.raises(AvtokError):  # no weights here: loading fails after the heap call
+        TokenizeWorker(RunConfig(setting=VisualSetting.parse("CV8x16x16"), checkpoint_dir=str(tmp_path),
+                                 allow_download=False))
+    assert calls == ["cli", "worker"]

@@ -70,8 +70,10 @@ class TokenizeWorker:
     def __init__(self, config: Any, retries: int = 1, threads: int = 1) -> None:
         import torch
 
+        from ..engine.heap import keep_heap
         from ..pipeline import load_models
 
+        keep_heap()  # a worker process runs the engine for many videos: reuse window buffers
         torch.set_num_threads(max(1, int(threads)))
         self.config = config
         self.retries = max(0, int(retries))

@@ -15,8 +15,6 @@ Stages talk through :class:`~avtok_ui.engine.flow.Channel`\\ s and stop together
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import sys
 import threading
 import time
 import wave
@@ -33,6 +31,7 @@ from ..metrics import AudioMetrics
 from ..settings import DAC_SAMPLE_RATE
 from .convert import host_frames, to_model_input, to_uint8_frames
 from .flow import Channel, Flow
+from .heap import trim_heap
 
 ProgressFn = Callable[[str, float, float], None]
 
@@ -42,13 +41,6 @@ ProgressFn = Callable[[str, float, float], None]
 # ----------------------------------------------------------------------------------------------------
 #: Windows between two :func:`trim_heap` calls of a run (memory stays flat; see benchmarks/README.md).
 TRIM_EVERY = 8
-
-
-def trim_heap() -> None:
-    """Return freed window buffers to the OS (glibc keeps them otherwise and RSS grows with video length)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class Clock:
