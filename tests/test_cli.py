@@ -181,12 +181,14 @@ def test_ctrl_c_exits_130_and_leaves_nothing(checkpoints_env, tmp_path):
     import signal
     import time
 
-    # long enough that the run is still going when the signal lands (the staged engine finishes 250 frames
-    # of this size within a second of starting to write)
+    # long enough that the run is surely still going when the signal lands
     src = make_video(tmp_path / "long.mp4", width=256, height=144, n_frames=1500, fps=25, audio=True)
     out = tmp_path / "out"
+    # restore SIGINT's default in the child: a test run started in the background of a non-interactive shell
+    # (CI) inherits SIGINT ignored, and a process that starts with it ignored never sees Ctrl-C
     proc = subprocess.Popen([str(BIN / "avtok"), "tokenize", str(src), "-o", str(out), "--lpips", "off"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not any(p.name.startswith(".avtok-staging") for p in out.glob(".*")):
         time.sleep(0.05)  # wait until the run is writing
