@@ -689,9 +689,12 @@ class VideoWriter:
         self._last_pts: int | None = None
         self._closed = False
         self._fallback_pending = False  # NVENC in use and no frame encoded yet
-        self._rgb: av.VideoFrame | None = None  # reused RGB input frame (see _to_yuv)
-        self._rgb_view: np.ndarray | None = None
-        self._scaler: VideoReformatter | None = None
+        # one RGB input frame (and a writable view of its pixels) and one scaler, reused for every frame (_to_yuv)
+        pw, ph = self.padded_size
+        self._rgb = av.VideoFrame(pw, ph, "rgb24")
+        line = self._rgb.planes[0].line_size
+        self._rgb_view = np.frombuffer(self._rgb.planes[0], np.uint8).reshape(ph, line)[:, :pw * 3].reshape(ph, pw, 3)
+        self._scaler = VideoReformatter()
         if encoder == "auto":
             encoder = "h264_nvenc" if _cuda_present() else "libx264"
         #: The encoder in use: ``"libx264"`` or ``"h264_nvenc"`` (after any fallback).
@@ -787,13 +790,6 @@ class VideoWriter:
         The RGB frame and the scaler are made once and reused (a fresh 720p frame per call cost ~3 ms in
         allocation and two copies under the GIL); the scaler runs on this thread alone (the stages already
         keep the cores busy). Odd sizes: the last row/column is replicated."""
-        if self._rgb is None:
-            self._rgb = av.VideoFrame(*self.padded_size, "rgb24")
-            plane = self._rgb.planes[0]
-            pw, ph = self.padded_size
-            self._rgb_view = np.frombuffer(plane, np.uint8).reshape(ph, plane.line_size)[:, :pw * 3] \
-                .reshape(ph, pw, 3)
-            self._scaler = VideoReformatter()
         view = self._rgb_view
         h, w = self.height, self.width
         view[:h, :w] = img

@@ -45,7 +45,7 @@ import torch
 
 from . import __version__, media
 from .engine.flow import Flow, check_cancel
-from .engine.heap import trim_heap
+from .engine.heap import trim_after_window
 from .engine.outputs import Staging
 from .engine.report import AudioScores, Readouts, RunReport, Timings, VideoScores
 from .engine.stages import (
@@ -420,21 +420,21 @@ def tokenize(
                     check_cancel(cancel)
                     progress("visual", batch[0].index, max(n_windows_est, batch[-1].index + 1))
                     tokens = coder.encode(batch)
-                    for t, it in zip(tokens, batch, strict=True):
-                        tokens_ch.put((t, len(it.frames)))
+                    # the reconstruction decodes what the token file keeps (the stored form), made once here
+                    stored = [model_to_stored(t, config.setting) if recon_ch is not None else None for t in tokens]
+                    for t, st, it in zip(tokens, stored, batch, strict=True):
+                        tokens_ch.put((t, st, len(it.frames)))
                         it.x = None
                         pts_all.append(it.pts)
                         times_all.append(it.times - config.start_s)  # clip time: 0 = audio sample 0
                     if recon_ch is not None:
-                        # decode what the token file keeps (the stored form), not the encoder's raw output
-                        model_tokens = [stored_to_model(model_to_stored(t, config.setting), config.setting)
-                                        for t in tokens]
+                        model_tokens = [stored_to_model(st, config.setting) for st in stored]
                         videos = coder.decode(model_tokens, [len(it.frames) for it in batch])
                         for it, v in zip(batch, videos, strict=True):
                             it.video = v
                             recon_ch.put(it)
                         del videos, model_tokens
-                    del tokens, batch
+                    del tokens, stored, batch
                 tokens_ch.close()
                 if recon_ch is not None:
                     recon_ch.close()
@@ -685,7 +685,7 @@ def reconstruct(
                 codes = tf.audio_codes.to(torch.int64).numpy()
                 flow.start("audio", _decode_only, flow, models.dac, codes, int(tf.meta.audio["n_samples"]),
                            audio_out, progress, clock)
-            recon_ch = flow.channel(2, "decoded")
+            recon_ch = flow.channel(1, "decoded")
             writer_args = dict(path=visual_path, width=width, height=height, fps=Fraction(src["fps"]),
                                time_base=Fraction(src["time_base"]), crf=config.crf,
                                pts_origin=tf.meta.clip.get("pts_origin"),
@@ -700,7 +700,7 @@ def reconstruct(
                 recon_ch.put(item)
                 pos += n
                 del item, tokens
-                trim_heap()
+                trim_after_window(i)
             recon_ch.close()
             flow.join()
         progress("mux", 0, 1)

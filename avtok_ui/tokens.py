@@ -192,7 +192,10 @@ class TokenFileWriter:
 
     def add_window(self, tokens: torch.Tensor, n_frames: int) -> torch.Tensor:
         """Append one window's encoder output (model form). Returns the stored form (CPU)."""
-        stored = model_to_stored(tokens, self.setting)
+        return self.add_stored(model_to_stored(tokens, self.setting), n_frames)
+
+    def add_stored(self, stored: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """Append one window already in stored form (:func:`model_to_stored`'s output). Returns it."""
         grid = tuple(stored.shape[2:])
         if self._grid is None:
             self._grid = grid

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 _LOCK = threading.Lock()
 _IN: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 _OUT: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
-_PAIRS: dict[tuple[torch.dtype, str], np.ndarray] = {}
+_PAIRS: dict[torch.dtype, np.ndarray] = {}
 _INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
@@ -53,16 +53,15 @@ def _pair_table(dtype: torch.dtype) -> np.ndarray:
     """The input table for two adjacent pixels at once, for a 2-byte ``dtype`` on the CPU:
     ``pairs[uint16 view of bytes (a, b)]`` = ``uint32 view of (lut[a], lut[b])`` (built through the same views,
     so it holds on either byte order). Half as many gathers as the 256-entry table; 256 KiB fits in L2."""
-    key = (dtype, "pairs")
     table = _in_lut(dtype, torch.device("cpu")).view(torch.int16).numpy()  # takes _LOCK itself
     with _LOCK:
-        if key not in _PAIRS:
+        if dtype not in _PAIRS:
             ab = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij"), -1).astype(np.uint8)
             ab = np.ascontiguousarray(ab.reshape(-1, 2))  # [65536, 2] every byte pair (a, b)
             pairs = np.empty(65536, np.uint32)
             pairs[ab.view(np.uint16).ravel()] = np.ascontiguousarray(table[ab]).view(np.uint32).ravel()
-            _PAIRS[key] = pairs
-        return _PAIRS[key]
+            _PAIRS[dtype] = pairs
+        return _PAIRS[dtype]
 
 
 def host_frames(frames: np.ndarray, device: torch.device) -> torch.Tensor:

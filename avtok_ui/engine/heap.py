@@ -13,6 +13,9 @@ import sys
 
 _HEAP_KEPT = False
 
+#: Windows between two trims of a run (:func:`trim_after_window`; memory stays flat, see benchmarks/README.md).
+TRIM_EVERY = 8
+
 
 def keep_heap() -> bool:
     r"""Configure glibc's malloc for a process that runs the engine (the CLI, the app, a dataset worker call
@@ -46,3 +49,10 @@ def trim_heap() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def trim_after_window(index: int) -> None:
+    """:func:`trim_heap` after every :data:`TRIM_EVERY`-th window (``index`` counts from 0): often enough for
+    flat memory; not after every window, since each trim makes the next windows fault their buffers in again."""
+    if index % TRIM_EVERY == TRIM_EVERY - 1:
+        trim_heap()

@@ -29,9 +29,10 @@ import torch
 from .. import media
 from ..metrics import AudioMetrics
 from ..settings import DAC_SAMPLE_RATE
+from ..tokens import model_to_stored
 from .convert import host_frames, to_model_input, to_uint8_frames
 from .flow import Channel, Flow
-from .heap import trim_heap
+from .heap import trim_after_window, trim_heap
 
 ProgressFn = Callable[[str, float, float], None]
 
@@ -39,10 +40,6 @@ ProgressFn = Callable[[str, float, float], None]
 # ----------------------------------------------------------------------------------------------------
 # shared small tools
 # ----------------------------------------------------------------------------------------------------
-#: Windows between two :func:`trim_heap` calls of a run (memory stays flat; see benchmarks/README.md).
-TRIM_EVERY = 8
-
-
 class Clock:
     """Busy seconds per stage label, from any thread (labels overlap in time: stages run concurrently)."""
 
@@ -101,9 +98,8 @@ class WindowItem:
 def source_stage(out: Channel, windows: Iterable[media.FrameWindow], clock: Clock) -> None:
     """Decode windows of frames (PyAV: demux, decode, RGB conversion) ahead of the model.
 
-    Also returns freed window buffers to the OS every :data:`TRIM_EVERY` windows (:func:`trim_heap`,
-    process-wide): here rather than between model calls, where its 1-3 ms kept the model waiting, and not after
-    every window (each trim makes the next windows fault their buffers in again)."""
+    Also returns freed window buffers to the OS (:func:`~avtok_ui.engine.heap.trim_after_window`,
+    process-wide): here rather than between model calls, where its 1-3 ms kept the model waiting."""
     it = iter(windows)
     while True:
         with clock("read frames"):
@@ -111,8 +107,7 @@ def source_stage(out: Channel, windows: Iterable[media.FrameWindow], clock: Cloc
         if win is None:
             break
         out.put(WindowItem(win.index, win.frames, win.pts, win.times))
-        if win.index % TRIM_EVERY == TRIM_EVERY - 1:
-            trim_heap()
+        trim_after_window(win.index)
     out.close()
 
 
@@ -184,13 +179,14 @@ class VisualCoder:
 # sinks
 # ----------------------------------------------------------------------------------------------------
 def token_stage(inp: Channel, writer: Any, clock: Clock) -> None:
-    """Encoder outputs ``(tokens, n_frames)`` (model form, on the model's device) -> ``writer.add_window``
-    (:class:`~avtok_ui.tokens.TokenFileWriter`: stored form, spilled to disk). Its own thread, so the copy to
-    the host and the file write do not hold up the next model call."""
-    for tokens, n_frames in inp:
+    """``(tokens, stored, n_frames)`` -> :class:`~avtok_ui.tokens.TokenFileWriter` (spilled to disk). ``tokens``:
+    the encoder output (model form, on the model's device); ``stored``: its stored form when the model thread
+    already made it (to decode it), else None and it is made here. Its own thread, so the copy to the host and
+    the file write do not hold up the next model call."""
+    for tokens, stored, n_frames in inp:
         with clock("store tokens"):
-            writer.add_window(tokens, n_frames)
-        del tokens
+            writer.add_stored(model_to_stored(tokens, writer.setting) if stored is None else stored, n_frames)
+        del tokens, stored
 
 
 def uint8_stage(inp: Channel, outs: list[Channel], clock: Clock) -> None:
