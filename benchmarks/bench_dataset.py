@@ -121,7 +121,19 @@ def _job(folder: Path, out: Path, config, workers: int, runtime_env: dict | None
     s = res.summary
     assert s["failed"] == 0, s["failed_inputs"]
     s["_wall"] = time.perf_counter() - t0
+    s["_times"] = res.result_times_s
     return s
+
+
+def all_busy_s_per_video(times: list[float], workers: int) -> float:
+    """Seconds per video while every worker is busy: the arrivals from the ``workers``-th to the
+    ``workers``-th last (0-based ``w-1 .. n-w``). The first ``w`` results end the workers' first videos (their
+    starts are staggered) and during the last ``w`` some workers already idle (nothing left to take), so both
+    ends are left out; with one worker this is the first-to-last rate."""
+    n, w = len(times), max(1, workers)
+    if n - 2 * w + 1 < 1:
+        return (times[-1] - times[0]) / max(1, n - 1)
+    return (times[n - w] - times[w - 1]) / (n - 2 * w + 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
               f"of video -> {video_s / base_s:.2f} h of video per hour, {tokens / base_s:,.0f} tokens/s; "
               f"load {_load()}")
         print(f"{'workers':>7} {'wall s':>7} {'ray start':>9} {'1st video':>9} {'steady s/video':>14} "
-              f"{'h video/h':>9} {'tokens/s':>9} {'speed-up':>8} {'ray s/video':>11}  load")
+              f"{'h video/h':>9} {'tokens/s':>9} {'speed-up':>8} {'ray s/video':>11} {'all-busy s/v':>12} "
+              f"{'speed-up':>8}  load")
         one: list[float] = []
+        one_busy: list[float] = []
         n = args.clips
         for rep in range(args.repeats):
             for w in args.workers:
@@ -183,14 +197,20 @@ def main(argv: list[str] | None = None) -> int:
                 pl = s["workers"]
                 # steady state: videos 2..n arrive in (last - first) seconds (startup excluded)
                 per_video = (pl["last_result_s"] - pl["first_result_s"]) / max(1, n - 1)
+                # and while every worker is busy (staggered starts and the draining tail excluded too)
+                busy = all_busy_s_per_video(s["_times"], w)
                 if w == 1:
                     one.append(per_video)
+                    one_busy.append(busy)
                 speed = (min(one) / per_video) if one else float("nan")
+                speed_busy = (min(one_busy) / busy) if one_busy else float("nan")
                 added = per_video - base_s / n if w == 1 else float("nan")
                 print(f"{w:>7} {s['_wall']:>7.1f} {pl['ray_start_s']:>9.1f} {pl['first_result_s']:>9.1f} "
                       f"{per_video:>14.2f} {video_s / n / per_video * 1:>9.2f} {tokens / n / per_video:>9,.0f} "
-                      f"{speed:>7.2f}x {added:>11.2f}  {_load()}" + (f"  (repeat {rep + 1})" if args.repeats > 1
-                                                                      else ""))
+                      f"{speed:>7.2f}x {added:>11.2f} {busy:>12.2f} {speed_busy:>7.2f}x  {_load()}"
+                      + (f"  (repeat {rep + 1})" if args.repeats > 1 else ""), flush=True)
+                if os.environ.get("AVTOK_BENCH_TIMES"):
+                    print("        arrivals s: " + " ".join(f"{t:.2f}" for t in s["_times"]))
         with contextlib.suppress(Exception):
             shutil.rmtree(cache / f"out-{kind}-1")
     return 0

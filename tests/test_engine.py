@@ -52,6 +52,24 @@ def test_model_input_equals_reference_conversion(dtype, width):
     assert torch.equal(got, ref)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float16])
+@pytest.mark.parametrize("shape", [(5, 19, 24, 9, 24, 32), (2, 7, 10, 4, 7, 10), (2, 7, 10, 2, 8, 10),
+                                   (1, 5, 6, 1, 5, 8), (3, 16, 16, 3, 16, 16)])
+def test_model_input_padding_equals_replicate_pad(dtype, shape):
+    """The frames are gathered into the padded buffer and only its margins are copied: the same tensor as
+    ``F.pad(mode="replicate")`` of the converted frames (time only -- every video's last window --, height only,
+    width only, all three, none)."""
+    t, h, w, pt, ph, pw = shape
+    frames = np.random.default_rng(t * h * w).integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
+    ref = torch.nn.functional.pad(frames_to_tensor(frames, dtype=dtype), (0, pw - w, 0, ph - h, 0, pt - t),
+                                  mode="replicate")
+    got = to_model_input(host_frames(frames, torch.device("cpu")), dtype=dtype, device=torch.device("cpu"),
+                         padded_t=pt, padded_h=ph, padded_w=pw)
+    assert got.shape == ref.shape == (1, 3, pt, ph, pw) and got.dtype == dtype and got.is_contiguous()
+    assert torch.equal(got, ref)
+    assert torch.equal(got[0, :, t:], got[0, :, t - 1 : t].expand(-1, pt - t, -1, -1))  # the last frame repeated
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_model_input_every_pixel_pair(dtype):
     """Every (left, right) byte pair of every channel, against the reference formula."""
@@ -327,3 +345,72 @@ def test_cli_and_dataset_worker_keep_the_heap(monkeypatch, tmp_path):
         TokenizeWorker(RunConfig(setting=VisualSetting.parse("CV8x16x16"), checkpoint_dir=str(tmp_path),
                                  allow_download=False))
     assert calls == ["cli", "worker"]
+
+
+_LATE_THREAD_FAULTS = """
+import resource, threading
+import numpy as np
+stop = threading.Event()
+def early():  # threads that allocate before the engine runs (as Ray's own threads do in a worker)
+    x = [bytearray(100000) for _ in range(50)]
+    stop.wait()
+threads = [threading.Thread(target=early) for _ in range(6)]
+for t in threads: t.start()
+faults = []
+def work():  # a stage thread started later: window-sized buffers, three alive at a time
+    keep = []
+    for _ in range(8):
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        a = np.empty(64 << 20, np.uint8); a[::4096] = 1
+        keep = (keep + [a])[-3:]
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+for _ in range(2):
+    t = threading.Thread(target=work); t.start(); t.join()
+stop.set()
+print(sum(faults[-6:]))
+"""
+
+
+def test_heap_env_reuses_window_buffers_in_threads_started_late():
+    """A process started with ``heap_env()`` (as the dataset job starts its Ray workers) reuses window-sized
+    buffers even in threads created after other threads allocated: glibc accepted the tunables (a malformed
+    string would be ignored silently) and no buffer is faulted in again."""
+    import os
+    import subprocess
+    import sys
+
+    from avtok_ui.engine.heap import heap_env
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    base = {k: v for k, v in os.environ.items() if k not in ("AVTOK_HEAP", "GLIBC_TUNABLES")}
+    import unittest.mock as mock
+
+    with mock.patch.dict(os.environ, base, clear=True):
+        env = heap_env()
+    assert set(env) == {"GLIBC_TUNABLES"} and "arena_max=1" in env["GLIBC_TUNABLES"]
+    out = subprocess.run([sys.executable, "-c", _LATE_THREAD_FAULTS], env=base | env, capture_output=True,
+                         text=True, check=True)
+    assert int(out.stdout) < 50  # 64 MiB buffers: ~16k page faults each when mapped afresh
+    with mock.patch.dict(os.environ, base | {"AVTOK_HEAP": "trim"}, clear=True):
+        assert heap_env() == {}
+    with mock.patch.dict(os.environ, base | {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, clear=True):
+        assert heap_env() == {}  # the caller's own tunables are kept
+
+
+def test_dataset_job_starts_ray_workers_with_the_heap_env(monkeypatch):
+    """The workers get ``heap_env()`` in their runtime env; the caller's env vars are kept beside it."""
+    import ray
+
+    from avtok_ui.dataset import job
+    from avtok_ui.engine.heap import heap_env
+
+    seen: list[dict] = []
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.append(kw.get("runtime_env")))
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.delenv("AVTOK_HEAP", raising=False)
+    job._start_ray(None, {"env_vars": {"MY_VAR": "1"}, "worker_process_setup_hook": "x.y"})
+    job._start_ray(None, None)
+    want = heap_env()
+    assert want and seen[0] == {"env_vars": {"MY_VAR": "1", **want}, "worker_process_setup_hook": "x.y"}
+    assert seen[1] == {"env_vars": want}

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.heap import heap_env
 from ..errors import AvtokError
 from .inputs import InputItem, collect_inputs
 from .shards import (
@@ -76,6 +77,8 @@ class JobResult:
     exit_code: int
     interrupted: bool = False
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: when each result reached the driver (seconds after the pool started), in arrival order
+    result_times_s: list[float] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -201,6 +204,13 @@ def _start_ray(address: str | None, runtime_env: dict[str, Any] | None = None) -
               "configure_logging": True}
     try:
         env = dict(runtime_env or {})
+        # the workers' malloc settings from their first instruction (Ray's own threads allocate before the
+        # worker's __init__ can call keep_heap): measured, window buffers are otherwise faulted in every window
+        env_vars = dict(env.get("env_vars") or {})
+        for k, v in heap_env().items():
+            env_vars.setdefault(k, v)
+        if env_vars:
+            env["env_vars"] = env_vars
         if address:  # the cluster's nodes get this avtok_ui (their Python needs its dependencies)
             import avtok_ui
 
@@ -381,7 +391,7 @@ def _run(opts: JobOptions, items: list[InputItem], out: Path, t_start: float) ->
     if interrupted:
         raise KeyboardInterrupt
     code = EXIT_SOME_FAILED if any(r["status"] == "failed" for r in rows) else EXIT_OK
-    return JobResult(summary=summary, exit_code=code, rows=rows)
+    return JobResult(summary=summary, exit_code=code, rows=rows, result_times_s=plan.get("_result_times_s", []))
 
 
 def _execute(opts: JobOptions, pending: list[InputItem], qa: set[str], plan: dict[str, Any]
@@ -431,6 +441,7 @@ def _execute(opts: JobOptions, pending: list[InputItem], qa: set[str], plan: dic
             now = time.perf_counter() - t0
             plan.setdefault("first_result_s", now)  # actors started, models loaded, first video done
             plan["last_result_s"] = now
+            plan.setdefault("_result_times_s", []).append(now)  # JobResult.result_times_s, not in summary.json
             yield row
         plan["pool_s"] = time.perf_counter() - t0  # every video done
     except KeyboardInterrupt:
@@ -493,7 +504,7 @@ def _summary(rows: list[dict[str, Any]], run: dict[str, Any], wall: float, opts:
         "tokens_per_second": run["tokens"] / wall if wall else None,
         "worker_seconds": run["worker_seconds"],
         "interrupted": interrupted,
-        **({"workers": plan} if plan else {}),
+        **({"workers": {k: v for k, v in plan.items() if not k.startswith("_")}} if plan else {}),
     }
 
 

@@ -17,6 +17,24 @@ _HEAP_KEPT = False
 TRIM_EVERY = 8
 
 
+#: glibc's malloc settings of :func:`keep_heap` (one arena, mmap threshold 512 MiB, trim threshold 1 GiB).
+_ARENA_MAX, _MMAP_THRESHOLD, _TRIM_THRESHOLD = 1, 512 << 20, 1 << 30
+
+
+def heap_env() -> dict[str, str]:
+    """Environment for a process that will run the engine and is started by something else (a Ray worker):
+    :func:`keep_heap`'s settings as ``GLIBC_TUNABLES``, read by glibc when the process starts. Needed where
+    the process has threads before the engine's code runs: ``mallopt`` then comes too late for them (threads
+    that already allocated keep their own arenas, whose window-sized buffers are mapped and faulted in again
+    every window; measured in Ray's tokenizer workers). Empty with ``AVTOK_HEAP=trim``, off Linux, or when the
+    caller's environment already sets ``GLIBC_TUNABLES`` (theirs is kept)."""
+    if (not sys.platform.startswith("linux") or os.environ.get("AVTOK_HEAP", "keep").lower() == "trim"
+            or "GLIBC_TUNABLES" in os.environ):
+        return {}
+    return {"GLIBC_TUNABLES": f"glibc.malloc.arena_max={_ARENA_MAX}:glibc.malloc.mmap_threshold={_MMAP_THRESHOLD}"
+                              f":glibc.malloc.trim_threshold={_TRIM_THRESHOLD}"}
+
+
 def keep_heap() -> bool:
     r"""Configure glibc's malloc for a process that runs the engine (the CLI, the app, a dataset worker call
     this; a library user's process is left alone): one arena, window-sized buffers from the heap rather than
@@ -24,7 +42,8 @@ def keep_heap() -> bool:
     unmapped and faulted in again: a 60 s 720p GPU-speed run took 17-25% less CPU and 60% less kernel time,
     for ~20% more peak RSS that stays flat in video length (benchmarks/README.md). ``AVTOK_HEAP=trim`` keeps
     glibc's defaults (then :func:`trim_heap` returns freed buffers to the OS every few windows). Returns
-    whether the settings took effect (Linux/glibc only)."""
+    whether the settings took effect (Linux/glibc only). Threads that allocated before this call keep their
+    own arenas: call it first thing, or start the process with :func:`heap_env`."""
     global _HEAP_KEPT
     if _HEAP_KEPT:
         return True
@@ -33,8 +52,8 @@ def keep_heap() -> bool:
     try:
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-        ok = (libc.mallopt(m_arena_max, 1) == 1 and libc.mallopt(m_mmap_threshold, 512 << 20) == 1
-              and libc.mallopt(m_trim_threshold, 1 << 30) == 1)
+        ok = (libc.mallopt(m_arena_max, _ARENA_MAX) == 1 and libc.mallopt(m_mmap_threshold, _MMAP_THRESHOLD) == 1
+              and libc.mallopt(m_trim_threshold, _TRIM_THRESHOLD) == 1)
     except (OSError, AttributeError):
         return False
     _HEAP_KEPT = ok
