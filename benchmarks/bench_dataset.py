@@ -19,9 +19,12 @@ loaded once (``pipeline.tokenize(tokens_only=True)``: the work without Ray), the
 interleaved over ``--repeats``. Printed per run: wall time (Ray start and stop included), Ray's start, the
 time to the first video's result (actors started, models loaded, one video), the steady-state seconds per
 video between the first and the last result (``(last - first) / (videos - 1)``), hours of video per hour and
-tokens per second at that steady rate, the speed-up over one worker, and the time Ray adds per video
-(steady seconds per video with 1 worker minus seconds per video without Ray). Audio is off (``--audio`` to
-include the tiny DAC, which is CPU work in every kind).
+tokens per second at that steady rate, the speed-up over one worker, the time Ray adds per video
+(steady seconds per video with 1 worker minus seconds per video without Ray), and the same rate and speed-up
+while every worker is busy (``all-busy``: the arrivals from the w-th to the w-th last, so the staggered starts
+and the draining tail of w workers are left out; :func:`all_busy_s_per_video`). Speed-ups are against the
+fastest 1-worker run so far. ``AVTOK_BENCH_TIMES=1`` also prints every result's arrival time. Audio is off
+(``--audio`` to include the tiny DAC, which is CPU work in every kind).
 
 Timings are noisy on a shared machine: the load average is printed with every figure.
 """
