@@ -136,3 +136,28 @@ def test_worker_crash_is_retried_and_takes_only_its_own_video(wan_job):
     # no other video was lost with the dying worker
     assert sorted(k for k, r in index.items() if r["status"] == "ok") == sorted(make_key(n) for n in GOOD)
     assert "Traceback" not in wan_job["stderr"] + wan_job["stdout"]
+
+
+def test_prompt_dispatch_lowers_ray_datas_wait_for_the_job_only():
+    """The job shortens Ray Data's wait for running tasks (a worker that finishes while the others are busy
+    otherwise idles up to 0.1 s per video) and restores it afterwards, even when the consumer stops early. The
+    constant is private to the pinned Ray: this fails when an upgrade renames it, instead of a silent slowdown."""
+    from ray.data._internal.execution import streaming_executor_state as ses
+
+    from avtok_ui.dataset import job
+
+    before = ses.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S
+    assert isinstance(before, float) and before > job.DISPATCH_WAIT_S
+    with job._prompt_dispatch():
+        assert ses.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == job.DISPATCH_WAIT_S
+    assert ses.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == before
+
+    def rows():
+        with job._prompt_dispatch():
+            yield 1
+            yield 2
+
+    gen = rows()
+    assert next(gen) == 1 and ses.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == job.DISPATCH_WAIT_S
+    gen.close()  # the job's consumer stopped (Ctrl-C, an error): restored
+    assert ses.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == before
