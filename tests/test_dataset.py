@@ -197,6 +197,7 @@ def test_resumed_job_has_every_input_exactly_once(job, videos):
     out, r = job["out"], job["run"]
     assert r.returncode == 3, r.stdout + r.stderr  # some inputs failed
     assert "Traceback" not in r.stderr
+    assert "logging.cc" not in r.stderr + r.stdout  # Ray's native start-up line is not shown to the user
     shards = sorted((out / "shards").glob("*"))
     assert all(s.name.startswith("shard-") and s.suffix == ".tar" for s in shards)  # no partial left
     for name, mtime in job["killed_shards"].items():  # the killed run's complete shards were kept as they were

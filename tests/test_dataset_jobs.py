@@ -161,3 +161,38 @@ def test_prompt_dispatch_lowers_ray_datas_wait_for_the_job_only():
     assert next(gen) == 1 and ses.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == job.DISPATCH_WAIT_S
     gen.close()  # the job's consumer stopped (Ctrl-C, an error): restored
     assert ses.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == before
+
+
+def test_unreachable_cluster_address_is_a_one_line_error_at_once(tmp_path, tiny_checkpoints):
+    """``--address host:port`` / ``ray://host:port`` with nothing listening: one line and exit 1 within
+    seconds (Ray alone retries for minutes without a word); a listening address and ``auto`` pass the check."""
+    import socket
+    import time
+
+    from avtok_ui.dataset import job
+    from avtok_ui.errors import AvtokError
+
+    with socket.socket() as s:  # a free port, closed again: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        t0 = time.monotonic()
+        with pytest.raises(AvtokError, match=rf"^cannot join the Ray cluster at {address} \(.+\)$"):
+            job._check_reachable(address)
+        assert time.monotonic() - t0 < job.CONNECT_TIMEOUT_S + 1
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        job._check_reachable(f"127.0.0.1:{srv.getsockname()[1]}")  # reachable: no error
+    job._check_reachable("auto")  # left to Ray
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_video(videos / "a.mp4", n_frames=3)
+    r = subprocess.run([sys.executable, "-m", "avtok_ui.cli", "dataset", str(videos), str(tmp_path / "out"),
+                        "--offline", "--no-audio", "--address", f"127.0.0.1:{port}"],
+                       capture_output=True, text=True, timeout=120,
+                       env=os.environ | {"HF_HUB_OFFLINE": "1", "AVTOK_CHECKPOINTS": str(tiny_checkpoints)})
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f"error: cannot join the Ray cluster at 127.0.0.1:{port} "
+                                             "(Connection refused)"]
