@@ -452,7 +452,7 @@ def _input_name(args: argparse.Namespace) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    keep_heap()  # this process runs the engine: reuse window buffers (see engine.stages.keep_heap)
+    keep_heap()  # this process runs the engine: reuse window buffers (see engine.heap.keep_heap)
     return _run(args.func, args)
 
 

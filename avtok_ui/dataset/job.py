@@ -389,6 +389,7 @@ def _run(opts: JobOptions, items: list[InputItem], out: Path, t_start: float) ->
     run = {"processed": 0, "ok": 0, "failed": 0, "seconds_of_video": 0.0, "tokens": 0, "worker_seconds": 0.0}
     interrupted = False
     plan: dict[str, Any] = {}
+    arrivals: list[float] = []  # when each result reached this process (JobResult.result_times_s)
 
     def shard_done(name: str | None) -> None:
         if name is None:
@@ -403,7 +404,7 @@ def _run(opts: JobOptions, items: list[InputItem], out: Path, t_start: float) ->
     try:
         if pending:
             by_key = {it.key: it for it in pending}
-            results = _execute(opts, pending, qa, plan)
+            results = _execute(opts, pending, qa, plan, arrivals)
             for result in results:
                 item = by_key.pop(result["key"], None)
                 if item is None:  # a retried task that came back twice: keep the first
@@ -447,12 +448,13 @@ def _run(opts: JobOptions, items: list[InputItem], out: Path, t_start: float) ->
     if interrupted:
         raise KeyboardInterrupt
     code = EXIT_SOME_FAILED if any(r["status"] == "failed" for r in rows) else EXIT_OK
-    return JobResult(summary=summary, exit_code=code, rows=rows, result_times_s=plan.get("_result_times_s", []))
+    return JobResult(summary=summary, exit_code=code, rows=rows, result_times_s=arrivals)
 
 
-def _execute(opts: JobOptions, pending: list[InputItem], qa: set[str], plan: dict[str, Any]
-             ) -> Iterator[dict[str, Any]]:
-    """Run the actor pool over ``pending``; yields one result row per input as workers finish them."""
+def _execute(opts: JobOptions, pending: list[InputItem], qa: set[str], plan: dict[str, Any],
+             arrivals: list[float]) -> Iterator[dict[str, Any]]:
+    """Run the actor pool over ``pending``; yields one result row per input as workers finish them (their
+    arrival times go into ``arrivals``)."""
     t0 = time.perf_counter()
     _start_ray(opts.address, opts.runtime_env)
     _INTERRUPTS.reclaim()
@@ -494,7 +496,7 @@ def _execute(opts: JobOptions, pending: list[InputItem], qa: set[str], plan: dic
     t0 = time.perf_counter()
     try:
         with _prompt_dispatch():
-            yield from _rows_timed(ds, plan, t0)
+            yield from _rows_timed(ds, plan, arrivals, t0)
         plan["pool_s"] = time.perf_counter() - t0  # every video done
     except KeyboardInterrupt:
         raise
@@ -530,13 +532,14 @@ def _prompt_dispatch() -> Iterator[None]:
         ses.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S = old
 
 
-def _rows_timed(ds: Any, plan: dict[str, Any], t0: float) -> Iterator[dict[str, Any]]:
-    """The pool's result rows, noting when each arrived (seconds after ``t0``) in ``plan``."""
+def _rows_timed(ds: Any, plan: dict[str, Any], arrivals: list[float], t0: float) -> Iterator[dict[str, Any]]:
+    """The pool's result rows, noting when each arrived (seconds after ``t0``) in ``arrivals`` and the first
+    and the last in ``plan``."""
     for row in ds.iter_rows():
         now = time.perf_counter() - t0
         plan.setdefault("first_result_s", now)  # actors started, models loaded, first video done
         plan["last_result_s"] = now
-        plan.setdefault("_result_times_s", []).append(now)  # JobResult.result_times_s, not in summary.json
+        arrivals.append(now)
         yield row
 
 
@@ -594,7 +597,7 @@ def _summary(rows: list[dict[str, Any]], run: dict[str, Any], wall: float, opts:
         "tokens_per_second": run["tokens"] / wall if wall else None,
         "worker_seconds": run["worker_seconds"],
         "interrupted": interrupted,
-        **({"workers": {k: v for k, v in plan.items() if not k.startswith("_")}} if plan else {}),
+        **({"workers": plan} if plan else {}),
     }
 
 

@@ -21,6 +21,11 @@ TRIM_EVERY = 8
 _ARENA_MAX, _MMAP_THRESHOLD, _TRIM_THRESHOLD = 1, 512 << 20, 1 << 30
 
 
+def _keep_wanted() -> bool:
+    """Linux/glibc and not ``AVTOK_HEAP=trim``."""
+    return sys.platform.startswith("linux") and os.environ.get("AVTOK_HEAP", "keep").lower() != "trim"
+
+
 def heap_env() -> dict[str, str]:
     """Environment for a process that will run the engine and is started by something else (a Ray worker):
     :func:`keep_heap`'s settings as ``GLIBC_TUNABLES``, read by glibc when the process starts. Needed where
@@ -28,8 +33,7 @@ def heap_env() -> dict[str, str]:
     that already allocated keep their own arenas, whose window-sized buffers are mapped and faulted in again
     every window; measured in Ray's tokenizer workers). Empty with ``AVTOK_HEAP=trim``, off Linux, or when the
     caller's environment already sets ``GLIBC_TUNABLES`` (theirs is kept)."""
-    if (not sys.platform.startswith("linux") or os.environ.get("AVTOK_HEAP", "keep").lower() == "trim"
-            or "GLIBC_TUNABLES" in os.environ):
+    if not _keep_wanted() or "GLIBC_TUNABLES" in os.environ:
         return {}
     return {"GLIBC_TUNABLES": f"glibc.malloc.arena_max={_ARENA_MAX}:glibc.malloc.mmap_threshold={_MMAP_THRESHOLD}"
                               f":glibc.malloc.trim_threshold={_TRIM_THRESHOLD}"}
@@ -47,7 +51,7 @@ def keep_heap() -> bool:
     global _HEAP_KEPT
     if _HEAP_KEPT:
         return True
-    if not sys.platform.startswith("linux") or os.environ.get("AVTOK_HEAP", "keep").lower() == "trim":
+    if not _keep_wanted():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -29,7 +29,6 @@ import torch
 from .. import media
 from ..metrics import AudioMetrics
 from ..settings import DAC_SAMPLE_RATE
-from ..tokens import model_to_stored
 from .convert import host_frames, to_model_input, to_uint8_frames
 from .flow import Channel, Flow
 from .heap import trim_after_window, trim_heap
@@ -187,7 +186,10 @@ def token_stage(inp: Channel, writer: Any, clock: Clock) -> None:
     the file write do not hold up the next model call."""
     for tokens, stored, n_frames in inp:
         with clock("store tokens"):
-            writer.add_stored(model_to_stored(tokens, writer.setting) if stored is None else stored, n_frames)
+            if stored is None:
+                writer.add_window(tokens, n_frames)
+            else:
+                writer.add_stored(stored, n_frames)
         del tokens, stored
 
 
